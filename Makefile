@@ -1,0 +1,98 @@
+# replicator.vsphere: build, test and demo targets.
+# `make demo` and `make test` work on a fresh Debian machine: they install what they need (apt packages when
+# run as root, a Python venv in .venv) before doing anything else.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+BUILD := $(CURDIR)/.build
+LAB_DIR ?= $(CURDIR)/.lab
+APT_PACKAGES := golang-go golang-github-vmware-govmomi-dev nbdkit qemu-utils libnbd-bin openssh-server openssh-client rsync shellcheck
+PYTEST_OPTS ?=
+
+# ansible-test and Python imports need the collection at .../ansible_collections/replicator/vsphere.
+# A checkout that already sits there is used in place; any other checkout gets a symlinked root for imports
+# and Ansible, and a copy for ansible-test (which refuses symlinks).
+ifeq ($(notdir $(abspath $(CURDIR)/../..)),ansible_collections)
+ACROOT := $(abspath $(CURDIR)/../../..)
+SANITY_DIR := $(CURDIR)
+else
+ACROOT := $(BUILD)/acroot
+SANITY_DIR := $(BUILD)/sanity/ansible_collections/replicator/vsphere
+endif
+
+export ANSIBLE_COLLECTIONS_PATH := $(ACROOT)
+export PYTHONPATH := $(ACROOT)
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: all deps venv acroot sanity units lint integration test demo lab-up lab-down clean bench
+
+all: test
+
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: Makefile
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+acroot:
+	@if [ "$(ACROOT)" = "$(BUILD)/acroot" ]; then \
+	  mkdir -p $(ACROOT)/ansible_collections/replicator && \
+	  ln -sfn $(CURDIR) $(ACROOT)/ansible_collections/replicator/vsphere; fi
+
+# ansible-test fetches a pip bootstrap script from the network; an offline stand-in seeds pip from ensurepip.
+$(HOME)/.ansible/test/cache/get_pip_%.py: tests/tools/get_pip_offline.py
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+sanity: deps venv $(HOME)/.ansible/test/cache/get_pip_24_2.py
+	@if [ "$(SANITY_DIR)" != "$(CURDIR)" ]; then \
+	  rm -rf $(SANITY_DIR) && mkdir -p $(SANITY_DIR) && \
+	  git ls-files -co --exclude-standard -z | rsync -a --from0 --files-from=- ./ $(SANITY_DIR)/ && \
+	  (cd $(SANITY_DIR) && git init -q && git add -A); fi
+	cd $(SANITY_DIR) && $(VENV)/bin/ansible-test sanity --venv --python 3.11 --color no
+
+units: venv acroot
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_OPTS)
+
+lint: venv acroot
+	$(VENV)/bin/ansible-lint --offline -q
+
+integration: deps venv acroot
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_OPTS)
+
+test: sanity units lint integration
+
+lab-up: deps venv acroot
+	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) up
+
+lab-down: venv
+	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) down
+
+demo: deps venv acroot
+	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) down >/dev/null 2>&1 || true
+	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) up
+	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) inventory --output $(LAB_DIR)/inventory
+	status=0; ansible-playbook -i $(LAB_DIR)/inventory playbooks/demo.yml || status=$$?; \
+	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) down; exit $$status
+
+bench: deps venv acroot
+	$(PY) tests/bench/bench_mover.py
+
+clean:
+	-$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) down
+	rm -rf $(BUILD) $(LAB_DIR) tests/output

@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, replicator.vsphere contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Typed errors of the vSphere control plane and the translation of vim/vmodl faults into clear messages.
+
+module_utils raise these; modules turn them into ``fail_json(msg=..., fault=..., hint=...)``.
+Pure Python: faults are recognised by their pyvmomi class name, so this file imports nothing from pyvmomi.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class VsphereError(Exception):
+    """A control-plane failure with a user-facing message, the fault class name and a hint."""
+
+    def __init__(self, msg, fault=None, hint=None, task=None):
+        super(VsphereError, self).__init__(msg)
+        self.msg = msg
+        self.fault = fault
+        self.hint = hint
+        self.task = task
+
+    def to_result(self):
+        """Keyword arguments for fail_json: only the keys that have a value."""
+        result = {'msg': self.msg}
+        for key in ('fault', 'hint', 'task'):
+            value = getattr(self, key)
+            if value:
+                result[key] = value
+        return result
+
+
+class ConnectionFailed(VsphereError):
+    """Login or transport failure: the endpoint was not usable at all."""
+
+
+class NotFound(VsphereError):
+    """The named object does not exist."""
+
+
+class Ambiguous(VsphereError):
+    """A name matched more than one object."""
+
+
+class TaskFailed(VsphereError):
+    """A vSphere task ended in error."""
+
+
+class TaskTimeout(VsphereError):
+    """A vSphere task did not finish within the timeout; it may still be running."""
+
+
+# Hints for the faults users meet most, by pyvmomi class name (the last dotted part).
+FAULT_HINTS = {
+    'InvalidLogin': 'Check username and password (or VMWARE_USER / VMWARE_PASSWORD).',
+    'NoPermission': 'The account lacks a privilege on this object; grant it on the object or its parent.',
+    'NotAuthenticated': 'The session expired or was closed; the next run logs in again.',
+    'ManagedObjectNotFound': 'The object was removed or the moid belongs to another vCenter.',
+    'InvalidState': 'The object is busy or in the wrong power state; retry when the running task ends.',
+    'TaskInProgress': 'Another task is running on this object; retry when it ends.',
+    'FileFault': 'A datastore file is missing, locked or unreadable.',
+    'FileNotFound': 'A datastore file is missing; check the path and the datastore name.',
+    'InvalidArgument': 'A parameter value was rejected by vSphere.',
+    'InsufficientResourcesFault': 'The host or datastore lacks capacity for this operation.',
+    'SnapshotFault': 'The snapshot operation was refused; check the VM snapshot tree and consolidation state.',
+}
+
+
+def fault_name(exc):
+    """The short pyvmomi class name of a fault or exception: 'vim.fault.InvalidLogin' -> 'InvalidLogin'."""
+    name = type(exc).__name__
+    return name.rsplit('.', 1)[-1]
+
+
+def fault_message(exc):
+    """The human text of a vim/vmodl fault (msg or localized message), else str(exc)."""
+    for attr in ('msg', 'localizedMessage'):
+        text = getattr(exc, attr, None)
+        if text:
+            return str(text)
+    messages = getattr(exc, 'faultMessage', None) or []
+    texts = [getattr(m, 'message', None) for m in messages]
+    texts = [t for t in texts if t]
+    if texts:
+        return '; '.join(texts)
+    return str(exc) or fault_name(exc)
+
+
+def from_fault(exc, action, error_class=VsphereError, task=None):
+    """Wrap a vim/vmodl fault raised while doing `action` into a typed error with a hint."""
+    name = fault_name(exc)
+    return error_class('%s failed: %s (%s)' % (action, fault_message(exc), name),
+                       fault=name, hint=FAULT_HINTS.get(name), task=task)
