@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, replicator.vsphere contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Replication state kept ON the replica VM, in its extraConfig (`replicator.*` keys): pure encode / decode,
+the run lock (a lease that expires) and RPO arithmetic. No pyvmomi and no I/O here.
+
+Keys (values are short strings or compact JSON):
+
+  replicator.format            "1"
+  replicator.source            {"instance_uuid", "name", "moid", "vcenter"}  identity of the source VM
+  replicator.state             ready | failed_over | test_failover | committed
+  replicator.lock              {"owner", "run", "acquired", "expires"}   absent when free
+  replicator.disk.<key>        {"source_key", "uuid", "capacity", "change_id", "file"} per replica disk
+  replicator.points            [{"id", "created", "consistency"}]  restore points, oldest first
+  replicator.last_cycle        {"started", "finished", "status", "bytes_sent", ...}
+
+Identity of a replica is `replicator.source.instance_uuid`, never the VM name.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+
+PREFIX = 'replicator.'
+FORMAT = '1'
+STATES = ('ready', 'failed_over', 'test_failover', 'committed')
+
+
+class LockHeld(Exception):
+    """The replica is locked by another run whose lease has not expired."""
+
+    def __init__(self, lock, now):
+        left = int(lock.get('expires', 0) - now)
+        super(LockHeld, self).__init__(
+            'Replica is locked by run %s of %s since %s (lease expires in %ss). Another replication or failover '
+            'of this VM is running; wait for it, or for the lease to expire if that run crashed.'
+            % (lock.get('run'), lock.get('owner'), lock.get('acquired'), max(left, 0)))
+        self.lock = lock
+
+
+def _dump(value):
+    return json.dumps(value, sort_keys=True, separators=(',', ':'))
+
+
+def _load(text, key):
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ValueError('extraConfig key %s%s holds invalid JSON: %r' % (PREFIX, key, text[:80]))
+
+
+def decode(options):
+    """State dict out of extraConfig (an iterable of objects with .key/.value, or (key, value) pairs).
+
+    Returns {} for a VM with no replicator keys, else {'format', 'source', 'state', 'lock', 'disks', 'points',
+    'last_cycle'} with disks keyed by replica device key (int).
+    """
+    raw = {}
+    for item in options or []:
+        key, value = (item if isinstance(item, tuple) else (item.key, item.value))
+        if key.startswith(PREFIX) and value not in (None, ''):
+            raw[key[len(PREFIX):]] = value
+    if not raw:
+        return {}
+    state = {
+        'format': raw.get('format'),
+        'source': _load(raw['source'], 'source') if 'source' in raw else {},
+        'state': raw.get('state', 'ready'),
+        'lock': _load(raw['lock'], 'lock') if 'lock' in raw else None,
+        'disks': {},
+        'points': _load(raw['points'], 'points') if 'points' in raw else [],
+        'last_cycle': _load(raw['last_cycle'], 'last_cycle') if 'last_cycle' in raw else None,
+    }
+    for key, value in raw.items():
+        if key.startswith('disk.'):
+            state['disks'][int(key[len('disk.'):])] = _load(value, key)
+    return state
+
+
+def encode(changes):
+    """extraConfig (key, value) pairs for the parts of a state dict given in `changes`.
+
+    A value of None removes the key (vSphere deletes an option set to an empty string).
+    Keys: source, state, lock, disks ({key: dict or None}), points, last_cycle.
+    """
+    pairs = [(PREFIX + 'format', FORMAT)]
+    for name in ('source', 'lock', 'points', 'last_cycle'):
+        if name in changes:
+            value = changes[name]
+            pairs.append((PREFIX + name, '' if value is None else _dump(value)))
+    if 'state' in changes:
+        if changes['state'] not in STATES:
+            raise ValueError('Unknown replica state %r (expected one of %s)' % (changes['state'], ', '.join(STATES)))
+        pairs.append((PREFIX + 'state', changes['state']))
+    for key, disk in sorted((changes.get('disks') or {}).items()):
+        pairs.append((PREFIX + 'disk.%d' % int(key), '' if disk is None else _dump(disk)))
+    return pairs
+
+
+def acquire_lock(current, owner, run, now, ttl):
+    """The lock to write for `run`, given the current one. Raises LockHeld when another live lease exists.
+
+    A lease of the same run is renewed; an expired lease of any run is taken over.
+    """
+    if ttl <= 0:
+        raise ValueError('lock ttl must be positive, got %r' % ttl)
+    if current and current.get('run') != run and current.get('expires', 0) > now:
+        raise LockHeld(current, now)
+    acquired = current.get('acquired') if current and current.get('run') == run else now
+    return {'owner': owner, 'run': run, 'acquired': acquired, 'expires': now + ttl}
+
+
+def release_allowed(current, run):
+    """Whether `run` may release the current lock (its own, or none at all)."""
+    return not current or current.get('run') == run
+
+
+def rpo_status(last_success, rpo_seconds, now):
+    """{'rpo_seconds', 'age_seconds', 'met'}: whether the newest restore point is younger than the RPO."""
+    if last_success is None:
+        return {'rpo_seconds': rpo_seconds, 'age_seconds': None, 'met': False}
+    age = max(0, now - last_success)
+    return {'rpo_seconds': rpo_seconds, 'age_seconds': age, 'met': age <= rpo_seconds}
