@@ -1,7 +1,7 @@
 package main
 
 // SOAP front end. Every POST to /sdk is counted, then either answered here
-// (QueryChangedDiskAreas, ConsolidateVMDisks_Task), run through vcsim with a
+// (QueryChangedDiskAreas, ConsolidateVMDisks_Task, FindAllByUuid), run through vcsim with a
 // hook around it (snapshots, reconfigure, power, create/destroy), or passed
 // straight through to vcsim with a panic guard.
 
@@ -159,6 +159,13 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			writeResult(w, name, info)
+			return
+		case *types.FindAllByUuid:
+			if !authenticated(r) {
+				writeFault(w, "not authenticated", &types.NotAuthenticated{})
+				return
+			}
+			writeResult(w, name, findAllByUUID(req))
 			return
 		case *types.ConsolidateVMDisks_Task:
 			if !authenticated(r) {
