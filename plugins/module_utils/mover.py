@@ -1,0 +1,457 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, replicator.vsphere contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The data mover's sending side: plan -> read -> decide (zero / unchanged / copy / data) -> compress -> send.
+
+Worker threads read blocks into pooled buffers, test for zeros, digest, look up the dedupe index and compress (one
+zstd compressor per thread); the calling thread emits the results strictly in block order, makes the final dedupe
+decision, applies the bandwidth limit and reports progress. The receiver is in-process ('local', no serialization)
+or a remote process fed through the wire (ssh_transport). Entry point: replicate_disk().
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import resource
+import threading
+import time
+
+try:
+    import zstandard
+    HAS_ZSTD = True
+except ImportError:
+    zstandard = None
+    HAS_ZSTD = False
+
+from ansible_collections.replicator.vsphere.plugins.module_utils.buffers import BufferPool
+from ansible_collections.replicator.vsphere.plugins.module_utils.digests import (
+    DigestMap, block_digest, index_of_map, require_xxhash, zero_digest,
+)
+from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import Endpoint, open_endpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.plan import build_plan
+from ansible_collections.replicator.vsphere.plugins.module_utils.progress import Progress
+from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import Receiver
+from ansible_collections.replicator.vsphere.plugins.module_utils.throttle import TokenBucket
+from ansible_collections.replicator.vsphere.plugins.module_utils.wire import FRAME_HEADER_SIZE
+
+DEFAULT_BLOCK_SIZE = 1024 * 1024
+MAX_ZERO_RUN = 1024 * 1024 * 1024
+ZERO, SAME, COPY, DATA = 'zero', 'same', 'copy', 'data'
+
+
+class MoverError(Exception):
+    """The copy failed; the message says why. Nothing of the cycle is committed."""
+
+
+class Result(object):
+    """Outcome of replicate_disk(): stats (dict), plan (dict), committed_change_id, restore_point (dict)."""
+
+    def __init__(self, stats, plan, committed_change_id, restore_point, receiver_state):
+        self.stats = stats
+        self.plan = plan
+        self.committed_change_id = committed_change_id
+        self.restore_point = restore_point
+        self.receiver_state = receiver_state
+
+    def as_dict(self):
+        return {'stats': self.stats, 'plan': self.plan, 'committed_change_id': self.committed_change_id,
+                'restore_point': self.restore_point, 'receiver_state': self.receiver_state}
+
+
+class LocalChannel(object):
+    """In-process receiver: ops are method calls, payloads are passed by reference."""
+
+    bytes_sent = 0
+
+    def __init__(self, allowed_roots=None):
+        self.rx = Receiver(allowed_roots=allowed_roots)
+        self.result = None
+
+    def hello(self, params):
+        return self.rx.hello(params)
+
+    def data(self, offset, length, digest, payload, compressed):
+        self.rx.apply_data(offset, length, digest, payload, compressed)
+
+    def zero(self, offset, length, digest):
+        self.rx.apply_zero(offset, length, digest)
+
+    def copy(self, offset, length, digest, source, src_offset):
+        self.rx.apply_copy(offset, length, digest, source, src_offset)
+
+    def end(self, info):
+        need = self.rx.finish()
+        if need:
+            return need
+        self.result = self.rx.commit(info.get('change_id'), meta=info.get('meta'), retention=info.get('retention'))
+        return []
+
+    def abort(self, message=''):
+        self.rx.abort()
+
+    def close(self):
+        self.rx.close()
+
+
+class _Item(object):
+    __slots__ = ('index', 'kind', 'offset', 'length', 'digest', 'payload', 'compressed', 'buf', 'loc')
+
+    def __init__(self, index, kind, offset, length, digest=None, payload=None, compressed=False, buf=None, loc=None):
+        self.index = index
+        self.kind = kind
+        self.offset = offset
+        self.length = length
+        self.digest = digest
+        self.payload = payload
+        self.compressed = compressed
+        self.buf = buf
+        self.loc = loc
+
+
+class _Pipeline(object):
+    """Reader/compressor workers + ordered emitter for one plan."""
+
+    def __init__(self, source, channel, plan, target_map, dedupe_index, session_map, workers, compress_level,
+                 throttle, progress, stats, use_target_index):
+        self.source = source
+        self.channel = channel
+        self.plan = plan
+        self.target_map = target_map
+        self.index = dedupe_index
+        self.session_map = session_map
+        self.workers = max(1, int(workers))
+        self.level = int(compress_level or 0)
+        self.throttle = throttle
+        self.progress = progress
+        self.stats = stats
+        self.use_target_index = use_target_index
+        bs = plan.block_size
+        self.zero = bytes(bs)
+        self.pool = BufferPool(self.workers * 2 + 2, bs)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._next = 0
+        self._results = {}
+        self._error = None
+        self._stop = False
+        self._wstats = []
+        self._zero_run = None
+
+    # ---- workers --------------------------------------------------------------------------------------------
+
+    def _worker(self):
+        cctx = zstandard.ZstdCompressor(level=self.level) if self.level > 0 else None
+        ws = {'read_seconds': 0.0, 'digest_seconds': 0.0, 'compress_seconds': 0.0, 'bytes_read': 0}
+        self._wstats.append(ws)
+        blocks = self.plan.blocks
+        try:
+            while True:
+                try:
+                    buf = self.pool.get(timeout=0.5)
+                except RuntimeError:
+                    if self._stop:
+                        return
+                    continue
+                with self._lock:
+                    seq = self._next
+                    self._next += 1
+                if self._stop or seq >= len(blocks):
+                    self.pool.put(buf)
+                    return
+                item = self._process(blocks[seq], buf, cctx, ws)
+                with self._cond:
+                    self._results[seq] = item
+                    self._cond.notify_all()
+        except Exception as e:  # handed to the emitter, which raises it in the caller's thread
+            with self._cond:
+                if self._error is None:
+                    self._error = e
+                self._cond.notify_all()
+
+    def _process(self, index, buf, cctx, ws):
+        plan = self.plan
+        offset, length = plan.block_range(index)
+        if index in plan.source_zero:
+            self.pool.put(buf)
+            if plan.compare and self.target_map.matches(index, zero_digest(length)):
+                return _Item(index, SAME, offset, length)
+            return _Item(index, ZERO, offset, length, zero_digest(length))
+        if length != len(buf):
+            self.pool.put(buf)
+            buf = bytearray(length)     # the short last block: once per disk
+        t0 = time.monotonic()
+        self.source.preadinto(offset, buf)
+        t1 = time.monotonic()
+        ws['read_seconds'] += t1 - t0
+        ws['bytes_read'] += length
+        if buf == self.zero if length == len(self.zero) else not any(buf):
+            self._release(buf)
+            if plan.compare and self.target_map.matches(index, zero_digest(length)):
+                return _Item(index, SAME, offset, length)
+            return _Item(index, ZERO, offset, length, zero_digest(length))
+        digest = block_digest(buf)
+        t2 = time.monotonic()
+        ws['digest_seconds'] += t2 - t1
+        if plan.compare and self.target_map.matches(index, digest):
+            self._release(buf)
+            return _Item(index, SAME, offset, length, digest)
+        loc = self.index.get(digest)
+        if loc is not None and loc[2] == length:
+            if loc[0] == 0 and loc[1] == offset and self.use_target_index:
+                self._release(buf)
+                return _Item(index, SAME, offset, length, digest)
+            return _Item(index, COPY, offset, length, digest, buf=buf, loc=loc)
+        item = _Item(index, DATA, offset, length, digest, buf=buf)
+        self._compress(item, cctx, ws)
+        return item
+
+    def _compress(self, item, cctx, ws):
+        item.payload = item.buf
+        item.compressed = False
+        if cctx is None:
+            return
+        t0 = time.monotonic()
+        packed = cctx.compress(item.buf)
+        ws['compress_seconds'] += time.monotonic() - t0
+        if len(packed) < item.length:
+            item.payload = packed
+            item.compressed = True
+
+    def _release(self, buf):
+        if len(buf) == self.pool.size:
+            self.pool.put(buf)
+
+    # ---- emitter --------------------------------------------------------------------------------------------
+
+    def _take(self, seq):
+        with self._cond:
+            while seq not in self._results:
+                if self._error is not None:
+                    raise self._error
+                self._cond.wait(1.0)
+            return self._results.pop(seq)
+
+    def run(self):
+        threads = [threading.Thread(target=self._worker, name='mover-worker-%d' % i) for i in range(self.workers)]
+        for t in threads:
+            t.daemon = True
+            t.start()
+        try:
+            for seq in range(len(self.plan.blocks)):
+                item = self._take(seq)
+                try:
+                    self._emit(item)
+                finally:
+                    if item.buf is not None:
+                        self._release(item.buf)
+            self._flush_zero()
+        except BaseException:
+            with self._cond:
+                self._stop = True
+            raise
+        finally:
+            with self._cond:
+                self._stop = True
+            for t in threads:
+                t.join(30)
+            for ws in self._wstats:
+                for k, v in ws.items():
+                    self.stats[k] = self.stats.get(k, 0) + v
+
+    def _wire(self, payload_len):
+        n = FRAME_HEADER_SIZE + payload_len
+        waited = self.throttle.take(n)
+        self.stats['throttle_seconds'] += waited
+        self.stats['bytes_sent'] += n
+
+    def _flush_zero(self):
+        run = self._zero_run
+        if run is None:
+            return
+        self._zero_run = None
+        offset, length = run
+        self.channel.zero(offset, length, zero_digest(min(self.plan.block_size, length)))
+        self._wire(0)
+
+    def _emit(self, item):
+        st = self.stats
+        if item.kind != ZERO:
+            self._flush_zero()
+        if item.kind == SAME:
+            st['bytes_unchanged'] += item.length
+        elif item.kind == ZERO:
+            run = self._zero_run
+            if run is not None and run[0] + run[1] == item.offset and run[1] + item.length <= MAX_ZERO_RUN:
+                self._zero_run = (run[0], run[1] + item.length)
+            else:
+                self._flush_zero()
+                self._zero_run = (item.offset, item.length)
+            self.session_map.set(item.index, item.digest)
+            st['bytes_zero'] += item.length
+        else:
+            loc = item.loc if item.kind == COPY else self.index.get(item.digest)
+            if loc is not None and not self._valid(loc, item):
+                loc = None
+            if loc is not None:
+                self.channel.copy(item.offset, item.length, item.digest, loc[0], loc[1])
+                self._wire(0)
+                st['bytes_deduplicated'] += item.length
+            else:
+                if item.payload is None:
+                    self._compress(item, zstandard.ZstdCompressor(level=self.level) if self.level > 0 else None,
+                                   {'compress_seconds': 0.0})
+                self.channel.data(item.offset, item.length, item.digest, item.payload, item.compressed)
+                self._wire(len(item.payload))
+                st['bytes_data'] += item.length
+                st['bytes_compressed'] += len(item.payload)
+                self.index.setdefault(item.digest, (0, item.offset, item.length))
+            self.session_map.set(item.index, item.digest)
+        self.progress.add(item.length)
+
+    def _valid(self, loc, item):
+        """A dedupe location is still usable: other disks are verified by the receiver; on this target the block
+        at loc must still hold that digest (it may have been overwritten earlier in this session)."""
+        source, offset, length = loc
+        if length != item.length:
+            return False
+        if source != 0:
+            return True
+        if offset == item.offset:
+            return False
+        return self.session_map.matches(offset // self.plan.block_size, item.digest)
+
+
+def _peak_rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _open_channel(receiver, allowed_roots):
+    if receiver in (None, 'local'):
+        return LocalChannel(allowed_roots=allowed_roots)
+    from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import ReceiverSpec, StreamChannel
+    if isinstance(receiver, ReceiverSpec):
+        return StreamChannel(receiver)
+    raise MoverError("receiver must be 'local' or a ReceiverSpec/SshReceiverSpec, got %r" % (receiver,))
+
+
+def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver='local', state_dir=None,
+                   change_id=None, block_size=DEFAULT_BLOCK_SIZE, workers=2, compress_level=1, bandwidth_mbps=0,
+                   progress_file=None, dedupe_sources=(), retention=None, journal=True, allowed_roots=None,
+                   create_target=False, cycle_id=None, meta=None):
+    """Copy one disk into its replica and commit a restore point.
+
+    source: Endpoint or spec (path, VMDK descriptor, file://, nbd URI) read on this host.
+    target: spec of the replica disk as seen by the receiver (a path on the SSH host for remote receivers).
+    plan_kind: 'full' | 'cbt' (needs cbt_extents: (start, length) pairs) | 'digests' | 'seeded'.
+    receiver: 'local' (in-process) or an ssh_transport.SshReceiverSpec / ReceiverSpec.
+    state_dir: replica store directory (default <target>.replicator). change_id: committed with the map.
+    compress_level: zstd level for remote receivers (0 = raw; the local receiver never compresses).
+    dedupe_sources: other replica disks on the receiver side, [{'target': spec, 'state_dir': dir}, ...].
+    Returns a Result; raises MoverError (or EndpointError / TransportError) with nothing committed.
+    """
+    require_xxhash()
+    local = receiver in (None, 'local')
+    level = 0 if local else int(compress_level or 0)
+    if level and not HAS_ZSTD:
+        raise MoverError('compression needs the python library zstandard (pip install zstandard) or compress_level 0')
+    stats = {'bytes_planned': 0, 'bytes_read': 0, 'bytes_zero': 0, 'bytes_unchanged': 0, 'bytes_deduplicated': 0,
+             'bytes_data': 0, 'bytes_compressed': 0, 'bytes_sent': 0, 'bytes_written': 0, 'throttle_seconds': 0.0}
+    durations = {}
+    started = time.monotonic()
+    progress = Progress(progress_file, extra={'source': getattr(source, 'name', source), 'target': target})
+    progress.set_stage('connecting')
+    own_source = not isinstance(source, Endpoint)
+    src = open_endpoint(source) if own_source else source
+    channel = None
+    committed = False
+    try:
+        channel = _open_channel(receiver, allowed_roots)
+        params = {'target': target, 'state_dir': state_dir, 'capacity': src.size, 'block_size': block_size,
+                  'plan': plan_kind, 'journal': bool(journal), 'create': bool(create_target),
+                  'seed': plan_kind in ('digests', 'seeded'), 'cycle_id': cycle_id, 'meta': meta or {},
+                  'allowed_roots': allowed_roots,
+                  'dedupe': [dict(d, id=i + 1) for i, d in enumerate(dedupe_sources or ())]}
+        state, maps = channel.hello(params)
+        if state['capacity'] != src.size:
+            raise MoverError('size mismatch: source %s is %d bytes, target %s is %d bytes'
+                             % (src.name, src.size, target, state['capacity']))
+        durations['connect_seconds'] = time.monotonic() - started
+
+        t0 = time.monotonic()
+        progress.set_stage('planning')
+        kind = plan_kind
+        if kind == 'digests' and state.get('seeded'):
+            kind = 'seeded'
+        target_map = maps.get(0)
+        src_extents = list(src.extents(0, src.size))
+        plan = build_plan(kind, src.size, block_size, cbt_extents=cbt_extents, source_extents=src_extents,
+                          target_map=target_map)
+        stats['bytes_planned'] = plan.bytes_planned
+        index = {}
+        use_target_index = kind != 'full' and target_map is not None
+        if use_target_index:
+            index_of_map(target_map, 0, index)
+        for sid in sorted(maps):
+            if sid:
+                index_of_map(maps[sid], sid, index)
+        session_map = target_map.copy() if target_map is not None else DigestMap(src.size, block_size)
+        durations['plan_seconds'] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        progress.set_stage('copying', total=plan.bytes_planned)
+        pipe = _Pipeline(src, channel, plan, target_map, index, session_map, workers, level,
+                         TokenBucket(bandwidth_mbps), progress, stats, use_target_index)
+        pipe.run()
+        durations['copy_seconds'] = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        progress.set_stage('committing')
+        info = {'change_id': change_id, 'meta': meta or {}, 'retention': retention}
+        need = channel.end(info)
+        if need:
+            _resend(src, channel, need, plan, level, stats)
+            need = channel.end(info)
+            if need:
+                raise MoverError('the receiver still needs %d blocks after they were resent' % len(need))
+        result = channel.result
+        committed = True
+        durations['commit_seconds'] = time.monotonic() - t0
+        rx_stats = result.get('stats') or {}
+        stats['bytes_written'] = rx_stats.get('bytes_written', 0)
+        stats['receiver'] = rx_stats
+        if not local:
+            stats['bytes_sent'] = channel.bytes_sent
+        durations['total_seconds'] = time.monotonic() - started
+        stats['durations'] = durations
+        stats['peak_rss_bytes'] = _peak_rss()
+        stats['peak_buffers'] = pipe.pool.peak
+        progress.set_stage('done')
+        return Result(stats, plan.describe(), change_id, result.get('restore_point'), state)
+    except BaseException as e:
+        progress.extra['error'] = str(e)
+        progress.set_stage('failed')
+        if channel is not None and not committed:
+            channel.abort(str(e))
+        raise
+    finally:
+        if channel is not None:
+            channel.close()
+        if own_source:
+            src.close()
+
+
+def _resend(src, channel, offsets, plan, level, stats):
+    """Answer a NEED list: send the named blocks as DATA."""
+    cctx = zstandard.ZstdCompressor(level=level) if level > 0 else None
+    for offset in offsets:
+        length = min(plan.block_size, plan.capacity - offset)
+        buf = bytearray(length)
+        src.preadinto(offset, buf)
+        payload, compressed = buf, False
+        if cctx is not None:
+            packed = cctx.compress(buf)
+            if len(packed) < length:
+                payload, compressed = packed, True
+        channel.data(offset, length, block_digest(buf), payload, compressed)
+        stats['bytes_resent'] = stats.get('bytes_resent', 0) + length
+        stats['bytes_sent'] += FRAME_HEADER_SIZE + len(payload)

@@ -1,0 +1,265 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, replicator.vsphere contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Remote receiver over SSH (or any command that runs a python3 with stdin/stdout connected to us).
+
+The receiver code travels on stdin: a tiny bootstrap given to `python3 -c` reads a length-prefixed bundle (the
+module_utils sources the receiver needs, served from memory by an import hook), runs it, and the same stdin/stdout
+then carry the binary wire stream (docs/wire-format.md). `python3 -` is not used because it reads its program up to
+the end of stdin. The target host needs only python3, zstandard and xxhash; nothing is installed there.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import shlex
+import subprocess
+import sys
+import threading
+
+from ansible_collections.replicator.vsphere.plugins.module_utils import wire
+from ansible_collections.replicator.vsphere.plugins.module_utils.digests import DigestMap
+
+PACKAGE = 'ansible_collections.replicator.vsphere.plugins.module_utils'
+BUNDLE_MODULES = ('intervals', 'digests', 'extents', 'vmdk', 'endpoint', 'wire', 'journal', 'replica_store',
+                  'nbd_protocol', 'nbd_client', 'receiver')
+BOOTSTRAP = ('import sys;b=sys.stdin.buffer;n=int(b.readline());'
+             'exec(compile(b.read(n),"<replicator-receiver>","exec"))')
+STDERR_KEEP = 64 * 1024
+
+_LOADER = '''
+import importlib.abc, importlib.util, os, sys, types
+_PKG = %(pkg)r
+for _i in range(1, _PKG.count('.') + 2):
+    _name = '.'.join(_PKG.split('.')[:_i])
+    if _name not in sys.modules:
+        _m = types.ModuleType(_name)
+        _m.__path__ = []
+        sys.modules[_name] = _m
+
+
+class _BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.startswith(_PKG + '.') and fullname[len(_PKG) + 1:] in SOURCES:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        short = module.__name__[len(_PKG) + 1:]
+        exec(compile(SOURCES[short], '<bundle>/%%s.py' %% short, 'exec'), module.__dict__)
+
+
+sys.meta_path.insert(0, _BundleFinder())
+_out = os.dup(1)
+os.dup2(2, 1)
+from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import serve
+sys.exit(serve(sys.stdin.buffer, _out))
+'''
+
+
+class TransportError(Exception):
+    """The remote receiver could not be started or went away."""
+
+
+def module_utils_dir():
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def build_bundle():
+    """Self-contained receiver program (bytes): the needed module_utils sources + an in-memory import hook."""
+    sources = {}
+    base = module_utils_dir()
+    for name in BUNDLE_MODULES:
+        path = os.path.join(base, name + '.py')
+        if os.path.exists(path):
+            with open(path, 'r') as f:
+                sources[name] = f.read()
+    missing = [m for m in ('receiver', 'wire', 'digests', 'endpoint', 'replica_store', 'journal') if m not in sources]
+    if missing:
+        raise TransportError('cannot build the receiver bundle: missing module_utils %s' % ', '.join(missing))
+    return ('SOURCES = %r\n' % (sources,) + _LOADER % {'pkg': PACKAGE}).encode('utf-8')
+
+
+class ReceiverSpec(object):
+    """Run the receiver as a local child process (python + bootstrap): the wire path without SSH."""
+
+    def __init__(self, python=None):
+        self.python = python or sys.executable
+
+    def argv(self):
+        return [self.python, '-c', BOOTSTRAP]
+
+    def describe(self):
+        return 'local process %s' % self.python
+
+
+class SshReceiverSpec(ReceiverSpec):
+    """Run the receiver on `host` through ssh. options: extra `-o Key=Value` strings; ssh_args: raw extra args."""
+
+    def __init__(self, host, user=None, port=None, identity_file=None, python='python3', options=(), ssh_args=(),
+                 ssh_command='ssh', config_file=None, connect_timeout=20):
+        ReceiverSpec.__init__(self, python=python)
+        if not host:
+            raise TransportError('an SSH receiver needs a host')
+        self.host = host
+        self.user = user
+        self.port = port
+        self.identity_file = identity_file
+        self.options = list(options)
+        self.ssh_args = list(ssh_args)
+        self.ssh_command = ssh_command
+        self.config_file = config_file
+        self.connect_timeout = connect_timeout
+
+    def argv(self):
+        cmd = [self.ssh_command, '-T', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=%d' % self.connect_timeout]
+        if self.config_file:
+            cmd += ['-F', self.config_file]
+        if self.port:
+            cmd += ['-p', str(self.port)]
+        if self.identity_file:
+            cmd += ['-i', self.identity_file]
+        if self.user:
+            cmd += ['-l', self.user]
+        for opt in self.options:
+            cmd += ['-o', opt]
+        cmd += self.ssh_args
+        cmd += ['--', self.host, '%s -c %s' % (shlex.quote(self.python), shlex.quote(BOOTSTRAP))]
+        return cmd
+
+    def describe(self):
+        return 'ssh %s%s' % ('%s@' % self.user if self.user else '', self.host)
+
+
+class StreamChannel(object):
+    """Sender side of the wire: same calls as the in-process channel, encoded as frames."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.result = None
+        self.ops = 0
+        self._stderr = bytearray()
+        try:
+            self.proc = subprocess.Popen(spec.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, bufsize=0, close_fds=True)
+        except OSError as e:
+            raise TransportError('cannot start the receiver (%s): %s' % (spec.describe(), e))
+        self._err_thread = threading.Thread(target=self._drain_stderr, name='receiver-stderr')
+        self._err_thread.daemon = True
+        self._err_thread.start()
+        bundle = build_bundle()
+        self.writer = None
+        self.reader = wire.FrameReader(self.proc.stdout)
+        self._guard(lambda: os.write(self.proc.stdin.fileno(), b'%d\n' % len(bundle)))
+        self._guard(lambda: self._write_all(bundle))
+        self.writer = self._guard(lambda: wire.FrameWriter(self.proc.stdin.fileno()))
+
+    def _write_all(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.proc.stdin.fileno(), view):]
+
+    def _drain_stderr(self):
+        while True:
+            chunk = self.proc.stderr.read(4096)
+            if not chunk:
+                return
+            self._stderr += chunk
+            del self._stderr[:-STDERR_KEEP]
+
+    @property
+    def stderr_text(self):
+        return bytes(self._stderr).decode('utf-8', 'replace').strip()
+
+    @property
+    def bytes_sent(self):
+        return self.writer.bytes if self.writer else 0
+
+    def _fail(self, what):
+        """The remote end went away: prefer its ERROR frame, then its exit status and stderr."""
+        try:
+            frame = self.reader.read_frame()
+            if frame is not None and frame.op == wire.ERROR:
+                raise TransportError('receiver (%s) failed: %s' % (self.spec.describe(), frame.json().get('message')))
+        except wire.WireError:
+            pass
+        try:
+            rc = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            rc = None
+        self._err_thread.join(2)
+        hint = self.stderr_text
+        raise TransportError('receiver (%s) %s (exit status %s)%s' % (
+            self.spec.describe(), what, rc, ': ' + hint[-2000:] if hint else ''))
+
+    def _guard(self, func):
+        try:
+            return func()
+        except (BrokenPipeError, ConnectionResetError):
+            return self._fail('closed the connection')
+
+    def _expect(self, *ops):
+        try:
+            return self.reader.expect(*ops)
+        except wire.PeerError as e:
+            raise TransportError('receiver (%s) failed: %s' % (self.spec.describe(), e))
+        except wire.WireError as e:
+            return self._fail('stopped speaking the protocol (%s)' % e)
+
+    def hello(self, params):
+        self._guard(lambda: self.writer.json(wire.HELLO, params))
+        state = self._expect(wire.STATE).json()
+        maps = {}
+        for _sid in state.get('maps') or ():
+            frame = self._expect(wire.MAP)
+            maps[frame.source] = DigestMap.from_bytes(frame.payload)
+        return state, maps
+
+    def data(self, offset, length, digest, payload, compressed):
+        self.ops += 1
+        self._guard(lambda: self.writer.frame(wire.DATA, payload, flags=wire.FLAG_ZSTD if compressed else 0,
+                                              offset=offset, length=length, digest=digest))
+
+    def zero(self, offset, length, digest):
+        self.ops += 1
+        self._guard(lambda: self.writer.frame(wire.ZERO, offset=offset, arg=length, digest=digest))
+
+    def copy(self, offset, length, digest, source, src_offset):
+        self.ops += 1
+        self._guard(lambda: self.writer.frame(wire.COPY, source=source, offset=offset, arg=src_offset, length=length,
+                                              digest=digest))
+
+    def end(self, info):
+        info = dict(info, ops=self.ops)
+        self._guard(lambda: self.writer.json(wire.END, info))
+        frame = self._expect(wire.NEED, wire.COMMIT)
+        if frame.op == wire.NEED:
+            return list(frame.json()['blocks'])
+        self.result = frame.json()
+        return []
+
+    def abort(self, message='sender aborted'):
+        if self.writer is not None and self.proc.poll() is None:
+            try:
+                self.writer.json(wire.ERROR, {'message': message})
+            except OSError:
+                pass
+
+    def close(self):
+        for f in (self.proc.stdin,):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._err_thread.join(2)
+        self.proc.stdout.close()
+        self.proc.stderr.close()

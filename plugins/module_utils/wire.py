@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, replicator.vsphere contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Framed, versioned stream between the sender and a remote receiver (format: docs/wire-format.md).
+
+Each direction starts with an 8-byte stream header (magic b'RVSW', u16 version, u16 flags), then frames:
+
+    48-byte frame header, little-endian:
+      u8 op, u8 flags, u16 source, u32 payload length, u64 offset, u64 arg, u32 length, 16 bytes digest,
+      u32 crc32 of the 44 bytes before it
+    payload (payload-length bytes)
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import struct
+import zlib
+
+MAGIC = b'RVSW'
+VERSION = 1
+STREAM_HEADER = struct.Struct('<4sHH')
+_HEAD = struct.Struct('<BBHIQQI16s')
+_CRC = struct.Struct('<I')
+FRAME_HEADER_SIZE = _HEAD.size + _CRC.size
+MAX_PAYLOAD = 256 * 1024 * 1024
+NO_DIGEST = bytes(16)
+
+HELLO, STATE, MAP, DATA, ZERO, COPY, END, NEED, COMMIT, ERROR = range(1, 11)
+OP_NAMES = {HELLO: 'HELLO', STATE: 'STATE', MAP: 'MAP', DATA: 'DATA', ZERO: 'ZERO', COPY: 'COPY', END: 'END',
+            NEED: 'NEED', COMMIT: 'COMMIT', ERROR: 'ERROR'}
+FLAG_ZSTD = 0x01
+
+
+class WireError(Exception):
+    """The stream is truncated, corrupted, or speaks another version."""
+
+
+class Frame(object):
+    __slots__ = ('op', 'flags', 'source', 'offset', 'arg', 'length', 'digest', 'payload')
+
+    def __init__(self, op, flags, source, offset, arg, length, digest, payload):
+        self.op = op
+        self.flags = flags
+        self.source = source
+        self.offset = offset
+        self.arg = arg
+        self.length = length
+        self.digest = digest
+        self.payload = payload
+
+    @property
+    def name(self):
+        return OP_NAMES.get(self.op, 'op%d' % self.op)
+
+    def json(self):
+        try:
+            return json.loads(bytes(self.payload).decode('utf-8'))
+        except ValueError as e:
+            raise WireError('%s frame carries invalid JSON: %s' % (self.name, e))
+
+
+def pack_header(op, plen, flags=0, source=0, offset=0, arg=0, length=0, digest=NO_DIGEST):
+    head = _HEAD.pack(op, flags, source, plen, offset, arg, length, digest)
+    return head + _CRC.pack(zlib.crc32(head) & 0xffffffff)
+
+
+def stream_header():
+    return STREAM_HEADER.pack(MAGIC, VERSION, 0)
+
+
+class FrameWriter(object):
+    """Writes frames to a file descriptor (os.writev, no concatenation of header and payload)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.bytes = 0
+        self.frames = 0
+        self._write_all([stream_header()])
+
+    def _write_all(self, parts):
+        views = [memoryview(p).cast('B') for p in parts if len(p)]
+        while views:
+            n = os.writev(self.fd, views)
+            self.bytes += n
+            while n and views:
+                if n >= len(views[0]):
+                    n -= len(views[0])
+                    views.pop(0)
+                else:
+                    views[0] = views[0][n:]
+                    n = 0
+
+    def frame(self, op, payload=b'', **fields):
+        self._write_all([pack_header(op, len(payload), **fields), payload])
+        self.frames += 1
+
+    def json(self, op, obj, **fields):
+        self.frame(op, json.dumps(obj, sort_keys=True).encode('utf-8'), **fields)
+
+
+class FrameReader(object):
+    """Reads frames from a binary file object with readinto(). DATA payloads land in a reused buffer: a frame's
+    payload is valid until the next read_frame() call."""
+
+    def __init__(self, rfile, max_payload=MAX_PAYLOAD):
+        self.rfile = rfile
+        self.max_payload = max_payload
+        self.bytes = 0
+        self._head = bytearray(FRAME_HEADER_SIZE)
+        self._buf = bytearray(0)
+        self._started = False
+
+    def _fill(self, view, what):
+        pos = 0
+        n = len(view)
+        while pos < n:
+            got = self.rfile.readinto(view[pos:])
+            if not got:
+                if pos == 0 and what == 'frame header':
+                    return False
+                raise WireError('stream truncated: %d of %d bytes of a %s' % (pos, n, what))
+            pos += got
+        self.bytes += n
+        return True
+
+    def _start(self):
+        raw = bytearray(STREAM_HEADER.size)
+        if not self._fill(memoryview(raw), 'frame header'):
+            raise WireError('stream ended before its header (the peer exited or could not start)')
+        magic, version, _flags = STREAM_HEADER.unpack(raw)
+        if magic != MAGIC:
+            raise WireError('not a replicator stream (magic %r); the peer printed something else' % bytes(magic))
+        if version != VERSION:
+            raise WireError('stream version %d is not supported (this side speaks %d): update both sides'
+                            % (version, VERSION))
+        self._started = True
+
+    def read_frame(self):
+        """Next Frame, or None at a clean end of stream."""
+        if not self._started:
+            self._start()
+        head = self._head
+        if not self._fill(memoryview(head), 'frame header'):
+            return None
+        (crc,) = _CRC.unpack_from(head, _HEAD.size)
+        if zlib.crc32(memoryview(head)[:_HEAD.size]) & 0xffffffff != crc:
+            raise WireError('corrupted frame header (crc mismatch) after %d bytes of stream' % self.bytes)
+        op, flags, source, plen, offset, arg, length, digest = _HEAD.unpack_from(head, 0)
+        if op not in OP_NAMES:
+            raise WireError('unknown frame op %d' % op)
+        if plen > self.max_payload:
+            raise WireError('%s frame payload of %d bytes exceeds the limit %d' % (OP_NAMES[op], plen, self.max_payload))
+        if op == DATA:
+            if len(self._buf) < plen:
+                self._buf = bytearray(plen)
+            payload = memoryview(self._buf)[:plen]
+        else:
+            payload = memoryview(bytearray(plen))
+        self._fill(payload, '%s payload' % OP_NAMES[op])
+        return Frame(op, flags, source, offset, arg, length, digest, payload)
+
+    def expect(self, *ops):
+        """Read one frame; a peer ERROR frame or an unexpected op raises WireError."""
+        frame = self.read_frame()
+        if frame is None:
+            raise WireError('stream ended while waiting for %s' % '/'.join(OP_NAMES[o] for o in ops))
+        if frame.op == ERROR and ERROR not in ops:
+            raise PeerError(frame.json().get('message', 'unknown error'))
+        if frame.op not in ops:
+            raise WireError('expected %s, got %s' % ('/'.join(OP_NAMES[o] for o in ops), frame.name))
+        return frame
+
+
+class PeerError(WireError):
+    """The peer reported an error (ERROR frame)."""

@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, replicator.vsphere contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError, FileEndpoint, open_endpoint
+
+MIB = 1024 * 1024
+
+
+def _sparse(path, size, data_at=()):
+    with open(path, 'wb') as f:
+        f.truncate(size)
+        for off, data in data_at:
+            f.seek(off)
+            f.write(data)
+
+
+def test_read_write_zero_extents(tmp_path):
+    p = str(tmp_path / 'd.img')
+    _sparse(p, 8 * MIB, [(3 * MIB, b'a' * 8192)])
+    with open_endpoint(p, writable=True) as ep:
+        assert ep.size == 8 * MIB
+        ext = list(ep.extents(0, ep.size))
+        assert sum(n for _o, n, _z in ext) == 8 * MIB
+        assert any(not z and o <= 3 * MIB < o + n for o, n, z in ext)
+        buf = bytearray(4096)
+        ep.preadinto(3 * MIB, buf)
+        assert buf == b'a' * 4096
+        ep.pwrite(5 * MIB + 512, b'b' * 512)
+        ep.write_zeroes(3 * MIB, 8192)
+        ep.flush()
+        ep.preadinto(3 * MIB, buf)
+        assert buf == bytes(4096)
+        with pytest.raises(EndpointError, match='outside'):
+            ep.preadinto(8 * MIB - 10, bytearray(20))
+    with open(p, 'rb') as f:
+        f.seek(5 * MIB + 512)
+        assert f.read(512) == b'b' * 512
+
+
+def test_read_only_refuses_writes(tmp_path):
+    p = str(tmp_path / 'd.img')
+    _sparse(p, MIB)
+    with open_endpoint('file://' + p) as ep:
+        with pytest.raises(EndpointError, match='read-only'):
+            ep.pwrite(0, b'x')
+
+
+def test_descriptor_resolves_flat_extent(tmp_path):
+    _sparse(str(tmp_path / 'd-flat.vmdk'), 2 * MIB, [(MIB, b'z' * 512)])
+    (tmp_path / 'd.vmdk').write_text('# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\n'
+                                     'createType="vmfs"\nRW 4096 VMFS "d-flat.vmdk"\n')
+    with open_endpoint(str(tmp_path / 'd.vmdk')) as ep:
+        assert ep.size == 2 * MIB and isinstance(ep, FileEndpoint)
+        buf = bytearray(512)
+        ep.preadinto(MIB, buf)
+        assert buf == b'z' * 512
+
+
+def test_delta_descriptor_and_sparse_are_refused(tmp_path):
+    (tmp_path / 'd-000001.vmdk').write_text('# Disk DescriptorFile\nversion=1\nCID=2\nparentCID=1\n'
+                                            'createType="vmfsSparse"\nparentFileNameHint="d.vmdk"\n'
+                                            'RW 4096 VMFSSPARSE "d-000001-delta.vmdk"\n')
+    with pytest.raises(EndpointError, match='nbd transport'):
+        open_endpoint(str(tmp_path / 'd-000001.vmdk'))
+    (tmp_path / 's.vmdk').write_bytes(b'KDMV' + bytes(1020))
+    with pytest.raises(EndpointError, match='nbd transport'):
+        open_endpoint(str(tmp_path / 's.vmdk'))
+
+
+def test_allowed_roots(tmp_path):
+    root = tmp_path / 'root'
+    root.mkdir()
+    outside = str(tmp_path / 'x.img')
+    _sparse(outside, MIB)
+    os.symlink(outside, str(root / 'link.img'))
+    with pytest.raises(EndpointError, match='outside the allowed'):
+        open_endpoint(str(root / '..' / 'x.img'), writable=True, allowed_roots=[str(root)])
+    with pytest.raises(EndpointError, match='outside the allowed'):
+        open_endpoint(str(root / 'link.img'), writable=True, allowed_roots=[str(root)])
+    _sparse(str(root / 'ok.img'), MIB)
+    open_endpoint(str(root / 'ok.img'), writable=True, allowed_roots=[str(root)]).close()
+
+
+def test_bad_specs(tmp_path):
+    with pytest.raises(EndpointError, match='scheme'):
+        open_endpoint('http://x/y')
+    with pytest.raises(EndpointError):
+        open_endpoint(str(tmp_path / 'missing.img'))
