@@ -103,6 +103,47 @@ class Lab:
             offset = info.startOffset + info.length
         return out, calls
 
+    def new_vm(self, name, disks_mib=(8,), site='source', power_on=False, cbt=False, seed=None):
+        """Create a VM of its own for a test (disks created empty on the site's datastore; `seed` writes guest data
+        into each disk with labctl, that percentage of it). Destroy it with destroy_vm."""
+        from pyVmomi import vim
+        si = self.connect(site)
+        content = si.RetrieveContent()
+        s = self.state['sites'][site]
+        dc = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)][0]
+        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+        try:
+            host = view.view[0]
+        finally:
+            view.DestroyView()
+        add = vim.vm.device.VirtualDeviceSpec.Operation.add
+        changes = [vim.vm.device.VirtualDeviceSpec(operation=add, device=vim.vm.device.ParaVirtualSCSIController(
+            key=1000, busNumber=0, sharedBus='noSharing'))]
+        for unit, mib in enumerate(disks_mib):
+            backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(diskMode='persistent', thinProvisioned=True)
+            disk = vim.vm.device.VirtualDisk(key=-(unit + 1), controllerKey=1000, unitNumber=unit, backing=backing,
+                                             capacityInKB=mib * 1024, capacityInBytes=mib << 20)
+            changes.append(vim.vm.device.VirtualDeviceSpec(operation=add, device=disk, fileOperation='create'))
+        spec = vim.vm.ConfigSpec(name=name, guestId='otherLinux64Guest', numCPUs=1, memoryMB=256,
+                                 deviceChange=changes,
+                                 files=vim.vm.FileInfo(vmPathName='[%s]' % sorted(s['datastores'])[0]))
+        vm = self.wait(dc.vmFolder.CreateVM_Task(config=spec, pool=host.parent.resourcePool, host=host))
+        if cbt:
+            self.wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(changeTrackingEnabled=True)))
+        if seed:
+            for unit in range(len(disks_mib)):
+                self.labctl('write', name, '--site', site, '--disk', unit, '--percent', seed, '--seed', unit + 1)
+        if power_on:
+            self.wait(vm.PowerOnVM_Task())
+        return vm
+
+    def destroy_vm(self, vm):
+        """Power off (if needed) and destroy a VM made by new_vm."""
+        from pyVmomi import vim
+        if vm.runtime.powerState == vim.VirtualMachinePowerState.poweredOn:
+            self.wait(vm.PowerOffVM_Task())
+        self.wait(vm.Destroy_Task())
+
     def close(self):
         from pyVim.connect import Disconnect
         for si in self._sessions:
