@@ -33,8 +33,8 @@ def test_first_cycle_is_full():
 
 
 def test_same_epoch_is_cbt_from_the_committed_change_id():
-    assert choose_plan(_committed(), EPOCH + '/5', CAP) == ('cbt', 'changed blocks since changeId %s/4' % EPOCH,
-                                                           EPOCH + '/4')
+    expected = ('cbt', 'changed blocks since changeId %s/4' % EPOCH, EPOCH + '/4')
+    assert choose_plan(_committed(), EPOCH + '/5', CAP) == expected
 
 
 @pytest.mark.parametrize('source, expect', [
