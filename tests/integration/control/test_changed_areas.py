@@ -61,8 +61,10 @@ def test_unknown_change_id_is_cbt_unavailable(lab, cbt_vm):
         with pytest.raises(CbtUnavailable) as err:
             changed_areas(cbt_vm, snap, key, 8 << 20, '52 00 00 00 00 00 00 00-00 00 00 00 00 00 00 00/9')
         assert err.value.fault == 'FileFault'
+        assert 'Error caused by file' in err.value.msg and 'qcda-test' in err.value.msg
         with pytest.raises(VsphereError) as err:
             changed_areas(cbt_vm, snap, key + 77, 8 << 20, '*')
         assert err.value.fault == 'InvalidArgument'
+        assert 'parameter was not correct: deviceKey' in err.value.msg
     finally:
         lab.wait(snap.RemoveSnapshot_Task(False))

@@ -93,6 +93,19 @@ func writeResult(w http.ResponseWriter, name string, val interface{}) {
 	writeEnvelope(w, http.StatusOK, response{Name: name, Val: val})
 }
 
+// faultText is the faultstring ESXi sends for the faults the lab raises itself.
+func faultText(fault types.BaseMethodFault) string {
+	switch f := fault.(type) {
+	case *types.FileFault:
+		return "Error caused by file " + f.File
+	case *types.InvalidArgument:
+		return "A specified parameter was not correct: " + f.InvalidProperty
+	case *types.ManagedObjectNotFound:
+		return "The object '" + f.Obj.Value + "' has already been deleted or has not been completely created"
+	}
+	return fmt.Sprintf("%T", fault)
+}
+
 func writeFault(w http.ResponseWriter, msg string, fault types.BaseMethodFault) {
 	f := soapFault{Code: "ServerFaultCode", String: msg} // xml encoding escapes msg
 	f.Detail.Fault = faultDetail{fault}
@@ -155,7 +168,7 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 			}
 			info, fault := f.lab.queryChangedDiskAreas(req)
 			if fault != nil {
-				writeFault(w, fmt.Sprintf("%T", fault), fault)
+				writeFault(w, faultText(fault), fault)
 				return
 			}
 			writeResult(w, name, info)
@@ -174,7 +187,7 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 			}
 			ref, fault := f.lab.consolidateTask(req.This)
 			if fault != nil {
-				writeFault(w, fmt.Sprintf("%T", fault), fault)
+				writeFault(w, faultText(fault), fault)
 				return
 			}
 			writeResult(w, name, ref)
