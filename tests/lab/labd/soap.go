@@ -17,6 +17,7 @@ import (
 	"regexp"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -245,6 +246,16 @@ func (f *front) runHooked(w http.ResponseWriter, r *http.Request, body []byte, n
 	if h.vm != nil {
 		h.vm.mu.Lock()
 		defer h.vm.mu.Unlock()
+	}
+	if h.check != nil && h.vm != nil {
+		if fault := h.check(); fault != nil {
+			vm := simulator.Map.Get(h.vm.ref).(mo.Reference)
+			task := simulator.CreateTask(vm, name, func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+				return nil, fault
+			})
+			writeResult(w, name, task.Run())
+			return
+		}
 	}
 	if h.pre != nil {
 		h.pre()

@@ -101,6 +101,7 @@ type hook struct {
 	pre      func()
 	post     func(task *simulator.Task)
 	entityVM *types.ManagedObjectReference // rewrite task.info.entity to this VM
+	check    func() types.BaseMethodFault  // refuse the call before vcsim runs it (the task fails)
 }
 
 // hookFor returns the hook for methods whose effect the lab must complete.
@@ -152,6 +153,7 @@ func (l *lab) hookFor(m *simulator.Method) *hook {
 			}
 		}
 	case *types.ReconfigVM_Task:
+		h.check = func() types.BaseMethodFault { return staleChangeVersion(vm, req.Spec.ChangeVersion) }
 		h.post = func(*simulator.Task) { l.afterReconfig(v, &req.Spec) }
 	case *types.Destroy_Task:
 		dir := filepath.Dir(l.localPath(vm.Config.Files.VmPathName))
@@ -252,6 +254,7 @@ func (l *lab) render(v *labVM) {
 		}
 		need := v.needsConsolidate
 		simulator.Map.Update(vm, []types.PropertyChange{
+			{Name: "config.changeVersion", Val: nextChangeVersion()},
 			{Name: "config.hardware.device", Val: devs},
 			{Name: "config.changeTrackingEnabled", Val: v.cbtActive || v.cbtPending},
 			{Name: "runtime.consolidationNeeded", Val: need},
