@@ -16,6 +16,7 @@ import ctypes.util
 import errno
 import os
 import stat
+import threading
 
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +28,8 @@ ZERO_CHUNK = 1024 * 1024
 _ZEROS = bytes(ZERO_CHUNK)
 DESCRIPTOR_MAX = 1024 * 1024
 NBD_SCHEMES = ('nbd', 'nbds', 'nbd+unix', 'nbds+unix', 'nbd+tcp', 'nbds+tcp')
+WRITEBACK_BYTES = 8 * 1024 * 1024
+SYNC_FILE_RANGE_WRITE = 2
 
 
 class EndpointError(Exception):
@@ -71,24 +74,30 @@ class Endpoint(object):
         return False
 
 
-def _load_fallocate():
+def _load_libc(name, argtypes):
     try:
         libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
-        func = libc.fallocate
+        func = getattr(libc, name)
     except (OSError, AttributeError):
         return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    func.argtypes = argtypes
     func.restype = ctypes.c_int
     return func
 
 
-_FALLOCATE = _load_fallocate()
+_FALLOCATE = _load_libc('fallocate', [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64])
+_SYNC_FILE_RANGE = _load_libc('sync_file_range', [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
 
 
 class FileEndpoint(Endpoint):
-    """A flat file or block device, optionally a window [base, base+size) of it (a VMDK FLAT extent offset)."""
+    """A flat file or block device, optionally a window [base, base+size) of it (a VMDK FLAT extent offset).
 
-    def __init__(self, path, writable=False, base=0, size=None, name=None):
+    Write-behind: every `writeback_bytes` written, write-out of the dirty range written since the last kick is
+    started (sync_file_range SYNC_FILE_RANGE_WRITE) by a helper thread, so the final flush() (fsync) finds little
+    left, disk writes overlap with the copy, and a congested device queue never stalls the writing thread.
+    0 disables it."""
+
+    def __init__(self, path, writable=False, base=0, size=None, name=None, writeback_bytes=WRITEBACK_BYTES):
         self.path = path
         self.name = name or path
         self.writable = bool(writable)
@@ -119,6 +128,14 @@ class FileEndpoint(Endpoint):
             raise
         self.size = size
         self._punch = (_FALLOCATE is not None and not self.is_block_device)
+        self.writeback_bytes = int(writeback_bytes or 0) if _SYNC_FILE_RANGE is not None else 0
+        self.writeback_kicks = 0
+        self._wb_cond = threading.Condition(threading.Lock())
+        self._wb_thread = None
+        self._wb_range = None
+        self._dirty = 0
+        self._dirty_lo = None
+        self._dirty_hi = 0
 
     def _check(self, offset, length):
         if self.fd < 0:
@@ -161,6 +178,54 @@ class FileEndpoint(Endpoint):
             if done <= 0:
                 raise EndpointError('%s: write at offset %d made no progress' % (self.name, offset + pos))
             pos += done
+        if self.writeback_bytes:
+            self._written(self.base + offset, n)
+
+    def _written(self, start, n):
+        """Account n dirty bytes at file offset start; past the threshold, hand the range to the write-behind
+        thread (never waits for the disk)."""
+        with self._wb_cond:
+            self._dirty += n
+            lo = start if self._dirty_lo is None else min(self._dirty_lo, start)
+            hi = max(self._dirty_hi, start + n)
+            if self._dirty < self.writeback_bytes:
+                self._dirty_lo, self._dirty_hi = lo, hi
+                return
+            self._dirty, self._dirty_lo, self._dirty_hi = 0, None, 0
+            if self._wb_range is not None:      # the thread is still busy: widen what it does next
+                lo, hi = min(lo, self._wb_range[0]), max(hi, self._wb_range[1])
+            self._wb_range = (lo, hi)
+            if self._wb_thread is None:
+                self._wb_thread = threading.Thread(target=self._writeback, name='write-behind')
+                self._wb_thread.daemon = True
+                self._wb_thread.start()
+            self._wb_cond.notify()
+
+    def _writeback(self):
+        while True:
+            with self._wb_cond:
+                while self._wb_range is None and self.fd >= 0 and self.writeback_bytes:
+                    self._wb_cond.wait()
+                if self.fd < 0 or not self.writeback_bytes:
+                    return
+                (lo, hi), self._wb_range = self._wb_range, None
+                fd = self.fd
+            # ctypes releases the GIL: this may block on a busy device without holding anything up
+            if _SYNC_FILE_RANGE(fd, lo, hi - lo, SYNC_FILE_RANGE_WRITE) == 0:
+                self.writeback_kicks += 1
+            else:               # only a hint (e.g. not supported here): the final fsync makes it all durable
+                self.writeback_bytes = 0
+
+    def _stop_writeback(self):
+        thread = self._wb_thread
+        if thread is None:
+            return
+        with self._wb_cond:
+            self.writeback_bytes = 0
+            self._wb_range = None
+            self._wb_cond.notify()
+        thread.join(60)
+        self._wb_thread = None
 
     def write_zeroes(self, offset, length):
         self._check_writable()
@@ -222,6 +287,7 @@ class FileEndpoint(Endpoint):
             pos = data_end
 
     def close(self):
+        self._stop_writeback()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -11,6 +11,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+SUB_BLOCK_ALIGN = 4096
+
+
 class ExtentError(ValueError):
     """An extent is invalid for the disk (negative, beyond the capacity, ...)."""
 
@@ -78,8 +81,8 @@ def extents_to_blocks(extents, block_size, capacity):
     return blocks
 
 
-def cbt_to_blocks(changed_areas, block_size, capacity):
-    """Blocks to copy for CBT changed areas: iterable of (start, length) or objects/dicts with start and length."""
+def _area_pairs(changed_areas):
+    """(start, length) pairs from CBT areas given as pairs, dicts or objects with start and length."""
     pairs = []
     for area in changed_areas:
         if isinstance(area, dict):
@@ -88,7 +91,42 @@ def cbt_to_blocks(changed_areas, block_size, capacity):
             pairs.append((area.start, area.length))
         else:
             pairs.append((area[0], area[1]))
-    return extents_to_blocks(pairs, block_size, capacity)
+    return pairs
+
+
+def cbt_to_blocks(changed_areas, block_size, capacity):
+    """Blocks to copy for CBT changed areas: iterable of (start, length) or objects/dicts with start and length."""
+    return extents_to_blocks(_area_pairs(changed_areas), block_size, capacity)
+
+
+def cbt_pieces(changed_areas, block_size, capacity, align=SUB_BLOCK_ALIGN):
+    """Changed byte ranges per touched block, for sub-block transfers.
+
+    Each area is widened to `align` bytes (never past the capacity) and clipped to the blocks it touches. Returns a
+    sorted list of (block index, pieces): pieces are the sorted, disjoint (offset, length) ranges of that block,
+    or None when they cover the whole block."""
+    unit = max(1, min(align, block_size))
+    widened = []
+    for offset, length in coalesce(check_extents(_area_pairs(changed_areas), capacity)):
+        start = offset // unit * unit
+        end = min(-(-(offset + length) // unit) * unit, capacity)
+        widened.append((start, end - start))
+    out = []
+    for offset, length in coalesce(widened):
+        pos, end = offset, offset + length
+        while pos < end:
+            index = pos // block_size
+            piece_end = min(end, (index + 1) * block_size)
+            if out and out[-1][0] == index:
+                out[-1][1].append((pos, piece_end - pos))
+            else:
+                out.append((index, [(pos, piece_end - pos)]))
+            pos = piece_end
+    result = []
+    for index, pieces in out:
+        whole = block_range(index, block_size, capacity)
+        result.append((index, None if pieces == [whole] else pieces))
+    return result
 
 
 def fully_covered_blocks(extents, block_size, capacity):

@@ -36,7 +36,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.wire import FRA
 
 DEFAULT_BLOCK_SIZE = 1024 * 1024
 MAX_ZERO_RUN = 1024 * 1024 * 1024
-ZERO, SAME, COPY, DATA = 'zero', 'same', 'copy', 'data'
+ZERO, SAME, COPY, DATA, PARTS = 'zero', 'same', 'copy', 'data', 'parts'
 
 
 class MoverError(Exception):
@@ -70,11 +70,11 @@ class LocalChannel(object):
     def hello(self, params):
         return self.rx.hello(params)
 
-    def data(self, offset, length, digest, payload, compressed):
-        self.rx.apply_data(offset, length, digest, payload, compressed)
+    def data(self, offset, length, digest, payload, compressed, partial=False):
+        self.rx.apply_data(offset, length, digest, payload, compressed, partial=partial)
 
-    def zero(self, offset, length, digest):
-        self.rx.apply_zero(offset, length, digest)
+    def zero(self, offset, length, digest, partial=False):
+        self.rx.apply_zero(offset, length, digest, partial=partial)
 
     def copy(self, offset, length, digest, source, src_offset):
         self.rx.apply_copy(offset, length, digest, source, src_offset)
@@ -94,9 +94,12 @@ class LocalChannel(object):
 
 
 class _Item(object):
-    __slots__ = ('index', 'kind', 'offset', 'length', 'digest', 'payload', 'compressed', 'buf', 'loc')
+    """One block's outcome. kind PARTS: `parts` is a list of (offset, length, ZERO|DATA, digest, payload,
+    compressed) sub-block ranges (payloads may be views into buf)."""
+    __slots__ = ('index', 'kind', 'offset', 'length', 'digest', 'payload', 'compressed', 'buf', 'loc', 'parts')
 
-    def __init__(self, index, kind, offset, length, digest=None, payload=None, compressed=False, buf=None, loc=None):
+    def __init__(self, index, kind, offset, length, digest=None, payload=None, compressed=False, buf=None, loc=None,
+                 parts=None):
         self.index = index
         self.kind = kind
         self.offset = offset
@@ -106,6 +109,7 @@ class _Item(object):
         self.compressed = compressed
         self.buf = buf
         self.loc = loc
+        self.parts = parts
 
 
 class _Pipeline(object):
@@ -143,6 +147,7 @@ class _Pipeline(object):
         cctx = zstandard.ZstdCompressor(level=self.level) if self.level > 0 else None
         ws = {'read_seconds': 0.0, 'digest_seconds': 0.0, 'compress_seconds': 0.0, 'bytes_read': 0}
         self._wstats.append(ws)
+        cpu0 = time.thread_time()
         blocks = self.plan.blocks
         try:
             while True:
@@ -167,6 +172,8 @@ class _Pipeline(object):
                 if self._error is None:
                     self._error = e
                 self._cond.notify_all()
+        finally:
+            ws['cpu_workers'] = time.thread_time() - cpu0
 
     def _process(self, index, buf, cctx, ws):
         plan = self.plan
@@ -176,6 +183,9 @@ class _Pipeline(object):
             if plan.compare and self.target_map.matches(index, zero_digest(length)):
                 return _Item(index, SAME, offset, length)
             return _Item(index, ZERO, offset, length, zero_digest(length))
+        pieces = plan.parts.get(index)
+        if pieces is not None:
+            return self._process_parts(index, offset, length, pieces, buf, cctx, ws)
         if length != len(buf):
             self.pool.put(buf)
             buf = bytearray(length)     # the short last block: once per disk
@@ -204,6 +214,32 @@ class _Pipeline(object):
         item = _Item(index, DATA, offset, length, digest, buf=buf)
         self._compress(item, cctx, ws)
         return item
+
+    def _process_parts(self, index, offset, length, pieces, buf, cctx, ws):
+        """Read and send only the changed ranges of a block (cbt plans); the receiver re-digests the block."""
+        parts = []
+        view = memoryview(buf)
+        for start, n in pieces:
+            piece = view[start - offset:start - offset + n]
+            t0 = time.monotonic()
+            self.source.preadinto(start, piece)
+            t1 = time.monotonic()
+            ws['read_seconds'] += t1 - t0
+            ws['bytes_read'] += n
+            digest = block_digest(piece)
+            ws['digest_seconds'] += time.monotonic() - t1
+            if digest == zero_digest(n):
+                parts.append((start, n, ZERO, digest, None, False))
+                continue
+            payload, compressed = piece, False
+            if cctx is not None:
+                t2 = time.monotonic()
+                packed = cctx.compress(piece)
+                ws['compress_seconds'] += time.monotonic() - t2
+                if len(packed) < n:
+                    payload, compressed = packed, True
+            parts.append((start, n, DATA, digest, payload, compressed))
+        return _Item(index, PARTS, offset, length, buf=buf, parts=parts)
 
     def _compress(self, item, cctx, ws):
         item.payload = item.buf
@@ -236,6 +272,7 @@ class _Pipeline(object):
         for t in threads:
             t.daemon = True
             t.start()
+        cpu0 = time.thread_time()
         try:
             for seq in range(len(self.plan.blocks)):
                 item = self._take(seq)
@@ -254,7 +291,10 @@ class _Pipeline(object):
                 self._stop = True
             for t in threads:
                 t.join(30)
+            cpu = self.stats.setdefault('cpu', {})
+            cpu['emit'] = time.thread_time() - cpu0
             for ws in self._wstats:
+                cpu['workers'] = cpu.get('workers', 0.0) + ws.pop('cpu_workers', 0.0)
                 for k, v in ws.items():
                     self.stats[k] = self.stats.get(k, 0) + v
 
@@ -277,6 +317,9 @@ class _Pipeline(object):
         st = self.stats
         if item.kind != ZERO:
             self._flush_zero()
+        if item.kind == PARTS:
+            self._emit_parts(item)
+            return
         if item.kind == SAME:
             st['bytes_unchanged'] += item.length
         elif item.kind == ZERO:
@@ -307,6 +350,24 @@ class _Pipeline(object):
                 self.index.setdefault(item.digest, (0, item.offset, item.length))
             self.session_map.set(item.index, item.digest)
         self.progress.add(item.length)
+
+    def _emit_parts(self, item):
+        st = self.stats
+        done = 0
+        for offset, length, kind, digest, payload, compressed in item.parts:
+            if kind == ZERO:
+                self.channel.zero(offset, length, digest, partial=True)
+                self._wire(0)
+                st['bytes_zero'] += length
+            else:
+                self.channel.data(offset, length, digest, payload, compressed, partial=True)
+                self._wire(len(payload))
+                st['bytes_data'] += length
+                st['bytes_compressed'] += len(payload)
+            done += length
+        # the block's new digest is only known to the receiver (it re-digests the block from the target)
+        self.session_map.forget(item.index)
+        self.progress.add(done)
 
     def _valid(self, loc, item):
         """A dedupe location is still usable: other disks are verified by the receiver; on this target the block
@@ -424,6 +485,8 @@ def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver=
         durations['total_seconds'] = time.monotonic() - started
         stats['durations'] = durations
         stats['peak_rss_bytes'] = _peak_rss()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        stats.setdefault('cpu', {})['process'] = usage.ru_utime + usage.ru_stime
         stats['peak_buffers'] = pipe.pool.peak
         progress.set_stage('done')
         return Result(stats, plan.describe(), change_id, result.get('restore_point'), state)

@@ -18,7 +18,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import resource
+import threading
 import time
+
+try:
+    import queue
+except ImportError:  # pragma: no cover
+    import Queue as queue  # pylint: disable=import-error
 
 try:
     import zstandard
@@ -35,6 +42,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import
 from ansible_collections.replicator.vsphere.plugins.module_utils.extents import coalesce, fully_covered_blocks
 
 DEFAULT_BATCH_BYTES = 8 * 1024 * 1024
+READ_AHEAD_FRAMES = 4
 
 
 class ReceiverError(Exception):
@@ -86,9 +94,11 @@ class Receiver(object):
         self._slots = []
         self._scratch = None
         self._dctx = None
+        self._partial = set()
         self.stats = {'ops': 0, 'bytes_written': 0, 'bytes_zeroed': 0, 'bytes_zero_skipped': 0, 'bytes_copied': 0,
-                      'copy_misses': 0, 'bytes_journaled': 0, 'bytes_seed_read': 0,
-                      'write_seconds': 0.0, 'journal_seconds': 0.0, 'verify_seconds': 0.0, 'seed_seconds': 0.0}
+                      'copy_misses': 0, 'bytes_journaled': 0, 'bytes_seed_read': 0, 'bytes_rehashed': 0,
+                      'partial_ops': 0, 'write_seconds': 0.0, 'journal_seconds': 0.0, 'verify_seconds': 0.0,
+                      'seed_seconds': 0.0, 'rehash_seconds': 0.0}
 
     # ---- setup ----------------------------------------------------------------------------------------------
 
@@ -195,9 +205,21 @@ class Receiver(object):
         if length != min(self.block_size, self.capacity - offset):
             raise ReceiverError('op at offset %d has length %d; expected a whole block' % (offset, length))
 
-    def apply_data(self, offset, length, digest, payload, compressed):
-        """DATA op: payload is the plain block or a zstd frame of it. Verified before anything is written."""
-        self._check_block(offset, length)
+    def _check_piece(self, offset, length, what):
+        if offset < 0 or length <= 0 or offset + length > self.capacity or \
+                offset // self.block_size != (offset + length - 1) // self.block_size:
+            raise ReceiverError('partial %s op (%d, %d) is not a range inside one block of this disk (%d bytes, '
+                                '%d-byte blocks)' % (what, offset, length, self.capacity, self.block_size))
+
+    def apply_data(self, offset, length, digest, payload, compressed, partial=False):
+        """DATA op: payload is the plain block or a zstd frame of it. Verified before anything is written.
+
+        partial: the op covers only [offset, offset + length) inside one block (digest of those bytes); the block's
+        digest for the map is recomputed from the target in finish()."""
+        if partial:
+            self._check_piece(offset, length, 'DATA')
+        else:
+            self._check_block(offset, length)
         self.ops += 1
         started = time.monotonic()
         if compressed:
@@ -215,18 +237,29 @@ class Receiver(object):
             raise ReceiverError('block at offset %d: digest mismatch after decompression (corrupted stream); the '
                                 'cycle is aborted and nothing is committed' % offset)
         self.stats['verify_seconds'] += time.monotonic() - started
+        kind = 'piece' if partial else 'data'
         if not self.journal:
-            self._write(offset, plain, digest)
+            self._apply(kind, offset, length, digest, plain)
             return
         if compressed:
             data = plain
         else:
             data = self._slot(len(self._pending), length)
             data[:] = plain
-        self._queue(('data', offset, length, digest, data))
+        self._queue((kind, offset, length, digest, data))
 
-    def apply_zero(self, offset, length, digest):
-        """ZERO op over one or more whole blocks."""
+    def apply_zero(self, offset, length, digest, partial=False):
+        """ZERO op over one or more whole blocks (partial: over a range inside one block)."""
+        if partial:
+            self._check_piece(offset, length, 'ZERO')
+            if digest != zero_digest(length):
+                raise ReceiverError('ZERO op at offset %d carries a wrong digest (corrupted stream)' % offset)
+            self.ops += 1
+            if not self.journal:
+                self._zero_piece(offset, length)
+            else:
+                self._queue(('zero-piece', offset, length, digest, None))
+            return
         if offset % self.block_size or length <= 0 or offset + length > self.capacity:
             raise ReceiverError('ZERO op (%d, %d) does not cover whole blocks of this disk' % (offset, length))
         if (offset + length) % self.block_size and offset + length != self.capacity:
@@ -263,7 +296,7 @@ class Receiver(object):
 
     def _queue(self, entry):
         self._pending.append(entry)
-        self._pending_bytes += entry[2] if entry[0] != 'zero' else 0
+        self._pending_bytes += entry[2] if entry[0] not in ('zero', 'zero-piece') else 0
         if self._pending_bytes >= self.batch_bytes or len(self._pending) >= 4096:
             self._flush_batch()
 
@@ -274,19 +307,14 @@ class Receiver(object):
         for kind, offset, length, _digest, _data in self._pending:
             if kind == 'zero':
                 ranges.extend(self._nonzero_ranges(offset, length))
-            else:
+            elif kind != 'zero-piece' or not self.zero_known[offset // self.block_size]:
                 ranges.append((offset, length))
         started = time.monotonic()
         if ranges:
             self.cycle.preserve_many(coalesce(ranges))
         self.stats['journal_seconds'] += time.monotonic() - started
         for kind, offset, length, digest, data in self._pending:
-            if kind == 'data':
-                self._write(offset, data, digest)
-            elif kind == 'zero':
-                self._zero(offset, length)
-            else:
-                self._copy(offset, length, digest, data[0], data[1])
+            self._apply(kind, offset, length, digest, data)
         self._pending = []
         self._pending_bytes = 0
 
@@ -299,14 +327,60 @@ class Receiver(object):
                 out.append((start, min(bs, self.capacity - start)))
         return out
 
+    def _apply(self, kind, offset, length, digest, data):
+        if kind == 'data':
+            self._write(offset, data, digest)
+        elif kind == 'piece':
+            self._write(offset, data, None)
+        elif kind == 'zero':
+            self._zero(offset, length)
+        elif kind == 'zero-piece':
+            self._zero_piece(offset, length)
+        else:
+            self._copy(offset, length, digest, data[0], data[1])
+
     def _write(self, offset, data, digest):
         started = time.monotonic()
         self.target.pwrite(offset, data)
         self.stats['write_seconds'] += time.monotonic() - started
         i = offset // self.block_size
         self.zero_known[i] = 0
-        self.map.set(i, digest)
+        if digest is None:          # a piece of the block: its digest is recomputed in finish()
+            self._partial.add(i)
+            self.stats['partial_ops'] += 1
+        else:
+            self._partial.discard(i)
+            self.map.set(i, digest)
         self.stats['bytes_written'] += len(data)
+
+    def _zero_piece(self, offset, length):
+        i = offset // self.block_size
+        self.stats['partial_ops'] += 1
+        if self.zero_known[i]:
+            self.stats['bytes_zero_skipped'] += length
+            return
+        started = time.monotonic()
+        self.target.write_zeroes(offset, length)
+        self.stats['write_seconds'] += time.monotonic() - started
+        self.stats['bytes_zeroed'] += length
+        self._partial.add(i)
+
+    def _rehash_partial(self):
+        """Digest every block that received partial ops from the target itself, so the map stays exact."""
+        if not self._partial:
+            return
+        started = time.monotonic()
+        if self._scratch is None:
+            self._scratch = bytearray(self.block_size)
+        bs = self.block_size
+        for i in sorted(self._partial):
+            length = min(bs, self.capacity - i * bs)
+            view = self._scratch if length == bs else memoryview(self._scratch)[:length]
+            self.target.preadinto(i * bs, view)
+            self.map.set(i, block_digest(view))
+            self.stats['bytes_rehashed'] += length
+        self._partial = set()
+        self.stats['rehash_seconds'] += time.monotonic() - started
 
     def _zero(self, offset, length):
         bs = self.block_size
@@ -319,6 +393,7 @@ class Receiver(object):
         self.stats['bytes_zero_skipped'] += length - sum(n for _s, n in todo)
         for i in range(offset // bs, (offset + length + bs - 1) // bs):
             self.zero_known[i] = 1
+            self._partial.discard(i)
             self.map.set(i, zero_digest(min(bs, self.capacity - i * bs)))
 
     def _copy(self, offset, length, digest, source, src_offset):
@@ -342,6 +417,7 @@ class Receiver(object):
         if ops is not None and ops != self.ops:
             raise ReceiverError('the sender sent %d ops but %d arrived (truncated stream); nothing is committed'
                                 % (ops, self.ops))
+        self._rehash_partial()
         need, self.need = self.need, []
         return need
 
@@ -353,6 +429,9 @@ class Receiver(object):
             raise ReceiverError('no open cycle to commit')
         self.stats['bytes_journaled'] = self.cycle.bytes_journaled
         self.stats['ops'] = self.ops
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.stats['peak_rss_bytes'] = usage.ru_maxrss * 1024
+        self.stats.setdefault('cpu', {})['process'] = usage.ru_utime + usage.ru_stime
         point = self.cycle.commit(change_id, self.map.to_bytes(), self.capacity, self.block_size, meta=meta,
                                   retention=retention)
         self.cycle = None
@@ -380,12 +459,81 @@ class Receiver(object):
         self.target = None
 
 
+class _ReadAhead(object):
+    """Reader thread: parses frames off the stream into a few reusable block buffers while the caller's thread
+    decompresses, verifies and writes the previous ones (bounded: READ_AHEAD_FRAMES frames in flight)."""
+
+    def __init__(self, reader, block_size, depth=READ_AHEAD_FRAMES):
+        self.reader = reader
+        self._free = queue.Queue()
+        for _i in range(depth + 2):
+            self._free.put(bytearray(block_size))
+        self._frames = queue.Queue(maxsize=depth)
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name='receiver-reader')
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _put(self, item):
+        while not self._stop:
+            try:
+                self._frames.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self):
+        try:
+            while not self._stop:
+                buf = None
+                while buf is None and not self._stop:
+                    try:
+                        buf = self._free.get(timeout=0.5)
+                    except queue.Empty:
+                        continue
+                if buf is None:
+                    return
+                frame = self.reader.read_frame(into=buf)
+                if frame is None or frame.op != wire.DATA:
+                    self._free.put(buf)
+                    buf = None
+                if not self._put((frame, buf)) or frame is None:
+                    return
+        except BaseException as e:  # handed to the caller's thread
+            self._put((e, None))
+
+    def cpu(self):
+        """CPU seconds the reader thread has used so far (0.0 where per-thread clocks are not available)."""
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
+        except (AttributeError, OSError, TypeError):
+            return 0.0
+
+    def get(self):
+        """(frame or None at end of stream, buffer to give back with release())."""
+        frame, buf = self._frames.get()
+        if isinstance(frame, BaseException):
+            raise frame
+        return frame, buf
+
+    def release(self, buf):
+        if buf is not None:
+            self._free.put(buf)
+
+    def stop(self):
+        self._stop = True
+        self._thread.join(2)
+
+
 def serve(rfile, wfd):
     """Remote receiver loop over the wire: rfile (binary, readinto) in, wfd (file descriptor) out. Returns an exit
     code: 0 committed, 1 failed (an ERROR frame was sent when possible)."""
+    wire.widen_pipe(rfile)
     writer = wire.FrameWriter(wfd)
     reader = wire.FrameReader(rfile)
     rx = None
+    ahead = None
     try:
         hello = reader.expect(wire.HELLO).json()
         rx = Receiver(allowed_roots=hello.get('allowed_roots'), batch_bytes=hello.get('batch_bytes') or DEFAULT_BATCH_BYTES)
@@ -393,14 +541,18 @@ def serve(rfile, wfd):
         writer.json(wire.STATE, state)
         for sid in sorted(maps):
             writer.frame(wire.MAP, maps[sid].to_bytes(), source=sid)
+        ahead = _ReadAhead(reader, rx.block_size)
+        apply_cpu = time.thread_time()
         while True:
-            f = reader.read_frame()
+            f, buf = ahead.get()
             if f is None:
                 raise ReceiverError('stream truncated: the sender went away before END; nothing is committed')
             if f.op == wire.DATA:
-                rx.apply_data(f.offset, f.length, f.digest, f.payload, f.flags & wire.FLAG_ZSTD)
+                rx.apply_data(f.offset, f.length, f.digest, f.payload, f.flags & wire.FLAG_ZSTD,
+                              partial=bool(f.flags & wire.FLAG_PARTIAL))
+                ahead.release(buf)
             elif f.op == wire.ZERO:
-                rx.apply_zero(f.offset, f.arg, f.digest)
+                rx.apply_zero(f.offset, f.arg, f.digest, partial=bool(f.flags & wire.FLAG_PARTIAL))
             elif f.op == wire.COPY:
                 rx.apply_copy(f.offset, f.length, f.digest, f.source, f.arg)
             elif f.op == wire.END:
@@ -409,6 +561,9 @@ def serve(rfile, wfd):
                 if need:
                     writer.json(wire.NEED, {'blocks': need})
                     continue
+                cpu = rx.stats.setdefault('cpu', {})
+                cpu['apply'] = time.thread_time() - apply_cpu
+                cpu['wire_read'] = ahead.cpu()
                 result = rx.commit(info.get('change_id'), meta=info.get('meta'), retention=info.get('retention'))
                 writer.json(wire.COMMIT, result)
                 return 0
@@ -425,5 +580,7 @@ def serve(rfile, wfd):
             pass
         return 1
     finally:
+        if ahead is not None:
+            ahead.stop()
         if rx is not None:
             rx.close()

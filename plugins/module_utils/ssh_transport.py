@@ -151,6 +151,7 @@ class StreamChannel(object):
         self._err_thread = threading.Thread(target=self._drain_stderr, name='receiver-stderr')
         self._err_thread.daemon = True
         self._err_thread.start()
+        wire.widen_pipe(self.proc.stdin)
         bundle = build_bundle()
         self.writer = None
         self.reader = wire.FrameReader(self.proc.stdout)
@@ -219,14 +220,16 @@ class StreamChannel(object):
             maps[frame.source] = DigestMap.from_bytes(frame.payload)
         return state, maps
 
-    def data(self, offset, length, digest, payload, compressed):
+    def data(self, offset, length, digest, payload, compressed, partial=False):
         self.ops += 1
-        self._guard(lambda: self.writer.frame(wire.DATA, payload, flags=wire.FLAG_ZSTD if compressed else 0,
-                                              offset=offset, length=length, digest=digest))
+        flags = (wire.FLAG_ZSTD if compressed else 0) | (wire.FLAG_PARTIAL if partial else 0)
+        self._guard(lambda: self.writer.frame(wire.DATA, payload, flags=flags, offset=offset, length=length,
+                                              digest=digest))
 
-    def zero(self, offset, length, digest):
+    def zero(self, offset, length, digest, partial=False):
         self.ops += 1
-        self._guard(lambda: self.writer.frame(wire.ZERO, offset=offset, arg=length, digest=digest))
+        self._guard(lambda: self.writer.frame(wire.ZERO, flags=wire.FLAG_PARTIAL if partial else 0, offset=offset,
+                                              arg=length, digest=digest))
 
     def copy(self, offset, length, digest, source, src_offset):
         self.ops += 1

@@ -4,9 +4,12 @@
 """Benchmark the data mover against its peers on the same image, printed as a table of ratios.
 
     PYTHONPATH=<dir above ansible_collections> .venv/bin/python tests/bench/bench_mover.py [--size-mib 1024] [--dir D]
+        [--repeat 3] [--workers 2]
 
-Each mover case runs in a child process (so peak RSS is per case). Timings are wall clock on whatever machine runs
-it; nothing here is asserted. See tests/bench/README.md and docs/performance.md.
+Every tool (mover case or peer) runs --repeat times on the same data and the best time is reported. Before each run
+the target is reset to the same starting state (outside the timing) and `sync` empties the dirty page cache, so no
+run pays for the previous one's write-back. Each mover case runs in a child process (so peak RSS is per case; a
+child receiver reports its own). Nothing here is asserted. See tests/bench/README.md and docs/performance.md.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -45,22 +47,49 @@ def make_image(path, size, seed=7):
 
 
 def change_fraction(path, size, fraction, seed=8):
+    """Guest-like writes: one 64 KiB write at a random place in `fraction` of the 1 MiB blocks."""
     rnd = random.Random(seed)
     blocks = size // MIB
     changed = []
     with open(path, 'r+b') as f:
         for b in rnd.sample(range(blocks), max(1, int(blocks * fraction))):
-            off = b * MIB + rnd.randrange(0, MIB - 65536)
+            off = b * MIB + rnd.randrange(0, MIB - 65536) // 4096 * 4096
             f.seek(off)
             f.write(os.urandom(65536))
             changed.append((off, 65536))
     return changed
 
 
+def remove(*paths):
+    for path in paths:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.unlink(path)
+
+
+def clone(src, dst):
+    """Sparse copy of a file or a state directory (the reset before a run; not timed)."""
+    remove(dst)
+    subprocess.check_call(['cp', '-a', '--sparse=always', src, dst])
+
+
+def best(repeat, prepare, run):
+    """Best of `repeat` runs: prepare() (not timed), sync, run() -> (seconds, extra)."""
+    out = None
+    for _rep in range(repeat):
+        prepare()
+        os.sync()
+        res = run()
+        if out is None or res[0] < out[0]:
+            out = res
+    return out
+
+
 def timed(cmd):
     t = time.monotonic()
     subprocess.check_call(cmd, stdout=subprocess.DEVNULL)
-    return time.monotonic() - t
+    return time.monotonic() - t, None
 
 
 def run_case(args_json):
@@ -73,14 +102,12 @@ def run_case(args_json):
     t = time.monotonic()
     r = replicate_disk(**a)
     secs = time.monotonic() - t
-    r.stats['peak_rss_bytes'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({'seconds': secs, 'stats': r.stats}))
 
 
 def mover(**kw):
     out = subprocess.check_output([sys.executable, __file__, '--case', json.dumps(kw)])
     res = json.loads(out.decode().strip().splitlines()[-1])
-    # a child receiver's RSS is not in the sender's figure: pipe cases report the sender only
     return res['seconds'], res['stats']
 
 
@@ -90,7 +117,15 @@ def plain_read(path):
     with open(path, 'rb', buffering=0) as f:
         while f.readinto(buf):
             pass
-    return time.monotonic() - t
+    return time.monotonic() - t, None
+
+
+def _cpu_line(st):
+    cpu = st.get('cpu') or {}
+    rx = (st.get('receiver') or {}).get('cpu') or {}
+    parts = ['%s %.2f' % (k, v) for k, v in sorted(cpu.items()) if v >= 0.005]
+    parts += ['receiver %s %.2f' % (k, v) for k, v in sorted(rx.items()) if v >= 0.005]
+    return ', '.join(parts)
 
 
 def main():
@@ -98,86 +133,116 @@ def main():
     p.add_argument('--size-mib', type=int, default=1024)
     p.add_argument('--dir', default=None)
     p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--repeat', type=int, default=3)
     p.add_argument('--case')
     a = p.parse_args()
     if a.case:
         return run_case(a.case)
     size = a.size_mib * MIB
     work = tempfile.mkdtemp(prefix='rvbench', dir=a.dir)
+    n = a.repeat
     rows = []
+
+    def path(name):
+        return os.path.join(work, name)
     try:
-        src = os.path.join(work, 'src.img')
+        src = path('src.img')
         make_image(src, size)
         plain_read(src)     # warm the page cache the same way for every tool
 
-        def fresh(name):
-            path = os.path.join(work, name)
-            for x in (path, path + '.replicator'):
-                if os.path.isdir(x):
-                    shutil.rmtree(x)
-                elif os.path.exists(x):
-                    os.unlink(x)
-            return path
+        def empty_target(name):
+            def prepare():
+                remove(path(name))
+                with open(path(name), 'wb') as f:
+                    f.truncate(size)
+            return prepare
 
-        t_nbdcopy = None
+        peers = {}
         if shutil.which('nbdcopy'):
-            dst = fresh('nbdcopy.img')
-            with open(dst, 'wb') as f:
-                f.truncate(size)
-            t_nbdcopy = timed(['nbdcopy', src, dst])
-            fresh('nbdcopy.img')
-        t_qemu = None
+            peers['nbdcopy'] = best(n, empty_target('nbd.img'), lambda: timed(['nbdcopy', src, path('nbd.img')]))
+            peers['nbdcopy --flush'] = best(n, empty_target('nbd.img'),
+                                            lambda: timed(['nbdcopy', '--flush', src, path('nbd.img')]))
+            remove(path('nbd.img'))
         if shutil.which('qemu-img'):
-            t_qemu = timed(['qemu-img', 'convert', '-f', 'raw', '-O', 'raw', src, fresh('qemu.img')])
-            fresh('qemu.img')
+            qemu = ['qemu-img', 'convert', '-f', 'raw', '-O', 'raw']
+            peers['qemu-img convert'] = best(n, lambda: remove(path('q.img')),
+                                             lambda: timed(qemu + [src, path('q.img')]))
+            peers['qemu-img convert -t writeback'] = best(n, lambda: remove(path('q.img')),
+                                                          lambda: timed(qemu + ['-t', 'writeback', src, path('q.img')]))
+            remove(path('q.img'))
 
-        dst = fresh('dst.img')
-        t_full, s_full = mover(source=src, target=dst, plan_kind='full', create_target=True, workers=a.workers,
-                               change_id='b1')
-        rows.append(('full, local, no compression', t_full, 'nbdcopy', t_nbdcopy, s_full))
-        rows.append(('full, local, no compression', t_full, 'qemu-img convert', t_qemu, s_full))
-        print('full copy durations: %s' % json.dumps(s_full['durations']))
+        dst = path('dst.img')
 
-        dst2 = fresh('dst2.img')
-        t_z, s_z = mover(source=src, target=dst2, plan_kind='full', create_target=True, workers=a.workers,
-                         compress_level=1, pipe=True, change_id='z1')
-        rows.append(('full, zstd-1, wire to child receiver', t_z, 'nbdcopy', t_nbdcopy, s_z))
-        fresh('dst2.img')
+        def fresh_dst():
+            remove(dst, dst + '.replicator')
+        full = best(n, fresh_dst, lambda: mover(source=src, target=dst, plan_kind='full', create_target=True,
+                                                 workers=a.workers, change_id='b1'))
+        for peer in ('nbdcopy --flush', 'nbdcopy', 'qemu-img convert -t writeback', 'qemu-img convert'):
+            if peer in peers:
+                rows.append(('full, local, no compression', full, peer, peers[peer]))
+        clone(dst, path('base.img'))
+        clone(dst + '.replicator', path('base.img.replicator'))
 
-        # 2% incremental: CBT plan vs rsync on the same change
-        rs = fresh('rsync.img')
-        subprocess.check_call(['cp', '--sparse=always', src, rs])
+        dst2 = path('dst2.img')
+        zstd = best(n, lambda: remove(dst2, dst2 + '.replicator'),
+                    lambda: mover(source=src, target=dst2, plan_kind='full', create_target=True, workers=a.workers,
+                                  compress_level=1, pipe=True, change_id='z1'))
+        for peer in ('nbdcopy --flush', 'nbdcopy'):
+            if peer in peers:
+                rows.append(('full, zstd-1, wire to child receiver', zstd, peer, peers[peer]))
+        remove(dst2, dst2 + '.replicator')
+
+        # 2% incremental: CBT plan vs rsync, both starting from the pre-change replica every run
+        clone(src, path('rsync-base.img'))
         changed = change_fraction(src, size, 0.02)
         plain_read(src)
-        t_rsync = None
+
+        def reset_dst():
+            clone(path('base.img'), dst)
+            clone(path('base.img.replicator'), dst + '.replicator')
+        cbt = best(n, reset_dst, lambda: mover(source=src, target=dst, plan_kind='cbt', cbt_extents=changed,
+                                                workers=a.workers, change_id='b2'))
+        cbt_pipe = best(n, reset_dst, lambda: mover(source=src, target=dst, plan_kind='cbt', cbt_extents=changed,
+                                                     workers=a.workers, change_id='b2', compress_level=1, pipe=True))
         if shutil.which('rsync'):
-            t_rsync = timed(['rsync', '--inplace', '--no-whole-file', '--ignore-times', src, rs])
-        t_cbt, s_cbt = mover(source=src, target=dst, plan_kind='cbt', cbt_extents=changed, workers=a.workers,
-                             change_id='b2')
-        rows.append(('2%% CBT incremental (%d areas)' % len(changed), t_cbt, 'rsync --inplace --no-whole-file -I',
-                     t_rsync, s_cbt))
+            rsync = best(n, lambda: clone(path('rsync-base.img'), path('rsync.img')),
+                         lambda: timed(['rsync', '--inplace', '--no-whole-file', '--ignore-times', src,
+                                        path('rsync.img')]))
+            name = '2%% CBT incremental (%d x 64 KiB)' % len(changed)
+            rows.append((name, cbt, 'rsync --inplace --no-whole-file -I', rsync))
+            rows.append((name + ', zstd-1 wire', cbt_pipe, 'rsync --inplace --no-whole-file -I', rsync))
+        remove(path('rsync.img'), path('rsync-base.img'))
+        clone(dst, path('base.img'))        # the replica after the CBT cycle
+        clone(dst + '.replicator', path('base.img.replicator'))
 
         change_fraction(src, size, 0.02, seed=9)
-        t_read = plain_read(src)
-        t_dig, s_dig = mover(source=src, target=dst, plan_kind='digests', workers=a.workers, change_id='b3')
-        rows.append(('digest incremental (2% changed)', t_dig, 'plain sequential read', t_read, s_dig))
+        read = best(n, lambda: None, lambda: plain_read(src))
+        dig = best(n, reset_dst, lambda: mover(source=src, target=dst, plan_kind='digests', workers=a.workers,
+                                                change_id='b3'))
+        rows.append(('digest incremental (2% changed)', dig, 'plain sequential read', read))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print('image: %d MiB (~50%% holes, ~25%% compressible, ~25%% random), workers=%d, cpus=%d'
-          % (a.size_mib, a.workers, os.cpu_count()))
-    print('%-40s %9s  %-32s %9s  %13s  %8s  %9s' % ('case', 'mover s', 'peer', 'peer s', 'peer/mover', 'MB/s',
-                                                    'RSS MiB'))
-    for name, t, peer, tp, st in rows:
-        ratio = ('%.2fx' % (tp / t)) if tp else 'n/a'
-        print('%-40s %9.3f  %-32s %9s  %13s  %8.0f  %9.0f' % (
-            name, t, peer, '%.3f' % tp if tp else 'n/a', ratio, st['bytes_planned'] / t / 1e6,
-            st['peak_rss_bytes'] / MIB))
+    print('image: %d MiB (~50%% holes, ~25%% compressible, ~25%% random), workers=%d, cpus=%d, best of %d'
+          % (a.size_mib, a.workers, os.cpu_count(), n))
+    print('%-44s %8s  %-36s %8s  %10s  %7s  %7s' % ('case', 'mover s', 'peer', 'peer s', 'peer/mover', 'snd MiB',
+                                                    'rcv MiB'))
+    for name, (t, st), peer, (tp, _x) in rows:
+        rx = st.get('receiver') or {}
+        print('%-44s %8.3f  %-36s %8.3f  %9.2fx  %7.0f  %7.0f' % (
+            name, t, peer, tp, tp / t, st['peak_rss_bytes'] / MIB, rx.get('peak_rss_bytes', 0) / MIB))
     print()
-    for name, _t, _p, _tp, st in rows[1:2] + rows[2:]:
+    seen = set()
+    for name, (t, st), _peer, _tp in rows:
+        if name in seen:
+            continue
+        seen.add(name)
         keys = ('bytes_planned', 'bytes_read', 'bytes_zero', 'bytes_data', 'bytes_compressed', 'bytes_sent',
                 'bytes_written', 'bytes_unchanged', 'bytes_deduplicated')
         print('%s: %s' % (name, ', '.join('%s=%d' % (k, st.get(k, 0)) for k in keys)))
+        print('    durations: %s' % ', '.join('%s %.3f' % (k.replace('_seconds', ''), v)
+                                             for k, v in sorted(st['durations'].items())))
+        print('    cpu seconds: %s' % _cpu_line(st))
 
 
 if __name__ == '__main__':

@@ -44,7 +44,9 @@ def test_full_then_cbt_then_digests(disks, tmp_path):
     r = replicate_disk(src, dst, 'cbt', cbt_extents=[(o, len(d)) for o, d in changes], change_id='52 aa/2',
                        block_size=MIB)
     assert digest_file(src) == digest_file(dst)
-    assert r.stats['bytes_planned'] == 3 * MIB + (SIZE - 24 * MIB)
+    # whole block 2, the short last block (whole), and one 4 KiB page on each side of the 5 MiB boundary
+    assert r.stats['bytes_planned'] == MIB + (SIZE - 24 * MIB) + 2 * 4096
+    assert r.plan['blocks'] == 4 and r.plan['blocks_partial'] == 2
     assert ReplicaStore(dst + '.replicator').load()['change_id'] == '52 aa/2'
     # digest plan without CBT: only the changed block travels
     patch(src, 11 * MIB + 7, b'digest plan')

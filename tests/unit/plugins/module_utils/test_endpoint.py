@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import time
 
 import pytest
 
@@ -94,3 +95,26 @@ def test_bad_specs(tmp_path):
         open_endpoint('http://x/y')
     with pytest.raises(EndpointError):
         open_endpoint(str(tmp_path / 'missing.img'))
+
+
+def test_write_behind_kicks_and_data_intact(tmp_path):
+    path = str(tmp_path / 'wb.img')
+    with open(path, 'wb') as f:
+        f.truncate(1024 * 1024)
+    blocks = [os.urandom(65536) for _i in range(16)]
+    ep = FileEndpoint(path, writable=True, writeback_bytes=128 * 1024)
+    for i, data in enumerate(blocks):
+        ep.pwrite(i * 65536, data)
+    ep.flush()
+    deadline = time.monotonic() + 10
+    while ep.writeback_kicks == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)    # the kick is asynchronous (helper thread)
+    assert ep.writeback_kicks >= 1
+    ep.close()      # stops the write-behind thread before the descriptor goes away
+    assert ep._wb_thread is None
+    with open(path, 'rb') as f:
+        assert f.read() == b''.join(blocks)
+    off = FileEndpoint(path, writable=True, writeback_bytes=0)
+    off.pwrite(0, b'x' * 4096)
+    off.close()
+    assert off.writeback_kicks == 0

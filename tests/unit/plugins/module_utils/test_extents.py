@@ -63,3 +63,23 @@ def test_split_and_runs():
     assert list(ext.split(0, 10, 4)) == [(0, 4), (4, 4), (8, 2)]
     assert ext.runs([0, 1, 2, 5, 7, 8]) == [(0, 3), (5, 1), (7, 2)]
     assert ext.align_to_blocks(MIB - 1, 2, MIB) == (0, 2)
+
+
+def test_cbt_pieces_align_clip_and_merge():
+    cap = 4 * MIB + 1536        # short last block, not a multiple of 4 KiB
+    got = ext.cbt_pieces([(100, 10), (5000, 10), (MIB - 512, 1024), (2 * MIB, MIB), (cap - 512, 512)], MIB, cap)
+    assert got == [
+        (0, [(0, 8192), (MIB - 4096, 4096)]),      # 100 and 5000 widen to two touching pages, merged
+        (1, [(MIB, 4096)]),                         # the area straddling the boundary is clipped per block
+        (2, None),                                  # whole block
+        (4, None),                                  # the short last block is covered entirely (clipped to capacity)
+    ]
+    assert ext.cbt_pieces([(4 * MIB, 512)], MIB, cap) == [(4, None)]
+    assert ext.cbt_pieces([(3 * MIB + 4096, 4096), (3 * MIB + 12288, 4096)], MIB, cap) == \
+        [(3, [(3 * MIB + 4096, 4096), (3 * MIB + 12288, 4096)])]
+    with pytest.raises(ext.ExtentError):
+        ext.cbt_pieces([(cap - 512, 1024)], MIB, cap)
+
+
+def test_cbt_pieces_small_blocks_align_to_block():
+    assert ext.cbt_pieces([{'start': 512, 'length': 512}], 4096, 16384) == [(0, None)]

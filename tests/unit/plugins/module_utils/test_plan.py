@@ -20,11 +20,23 @@ def test_full_plan_marks_source_holes():
     assert p.bytes_planned == cap
 
 
-def test_cbt_plan():
-    p = build_plan('cbt', 8 * MIB, MIB, cbt_extents=[(512, 512), (7 * MIB + 4096, 512)])
-    assert p.blocks == [0, 7] and p.bytes_planned == 2 * MIB
+def test_cbt_plan_sends_only_changed_ranges():
+    p = build_plan('cbt', 8 * MIB, MIB, cbt_extents=[(512, 512), (7 * MIB + 4096, 512), (3 * MIB, MIB)])
+    assert p.blocks == [0, 3, 7]
+    # 512-byte areas widen to one 4 KiB page each; a whole changed block stays a whole-block op
+    assert p.parts == {0: [(0, 4096)], 7: [(7 * MIB + 4096, 4096)]}
+    assert p.bytes_planned == MIB + 2 * 4096
+    assert p.describe()['blocks_partial'] == 2
     with pytest.raises(PlanError):
         build_plan('cbt', 8 * MIB, MIB)
+
+
+def test_cbt_plan_source_holes_stay_whole_zero_blocks():
+    p = build_plan('cbt', 4 * MIB, MIB, cbt_extents=[(MIB + 8192, 4096), (2 * MIB, 4096)],
+                   source_extents=[(0, MIB, False), (MIB, MIB, True), (2 * MIB, 2 * MIB, False)])
+    assert p.blocks == [1, 2] and p.source_zero == frozenset([1])
+    assert p.parts == {2: [(2 * MIB, 4096)]}
+    assert p.bytes_planned == MIB + 4096
 
 
 def test_digest_plan_needs_matching_map():

@@ -57,6 +57,16 @@ def test_corrupted_header_and_bad_magic_version():
         wire.FrameReader(io.BytesIO(bytes(bad))).read_frame()
 
 
+def test_partial_flag_roundtrip_and_version_1_refused():
+    raw = _stream([(wire.ZERO, b'', {'offset': 4096, 'arg': 8192, 'flags': wire.FLAG_PARTIAL})])
+    f = wire.FrameReader(io.BytesIO(raw)).read_frame()
+    assert f.flags & wire.FLAG_PARTIAL and (f.offset, f.arg) == (4096, 8192)
+    old = bytearray(raw)
+    old[4:6] = (1).to_bytes(2, 'little')    # a version 1 peer does not know partial ops
+    with pytest.raises(wire.WireError, match='version 1 is not supported'):
+        wire.FrameReader(io.BytesIO(bytes(old))).read_frame()
+
+
 def test_peer_error_is_raised():
     raw = _stream([(wire.ERROR, b'{"message": "disk full"}', {})])
     with pytest.raises(wire.PeerError, match='disk full'):
