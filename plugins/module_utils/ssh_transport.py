@@ -12,6 +12,7 @@ the end of stdin. The target host needs only python3, zstandard and xxhash; noth
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import shlex
 import subprocess
@@ -23,7 +24,12 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.digests import 
 
 PACKAGE = 'ansible_collections.replicator.vsphere.plugins.module_utils'
 BUNDLE_MODULES = ('intervals', 'digests', 'extents', 'vmdk', 'endpoint', 'wire', 'journal', 'replica_store',
-                  'nbd_protocol', 'nbd_client', 'receiver')
+                  'nbd_protocol', 'nbd_client', 'receiver', 'store_ops')
+# What the bundle runs: the block stream receiver, or one replica store operation (JSON in, JSON out).
+ENTRIES = {
+    'receiver': 'from %(pkg)s.receiver import serve\nsys.exit(serve(sys.stdin.buffer, _out))\n',
+    'store_op': 'from %(pkg)s.store_ops import serve_request\nsys.exit(serve_request(sys.stdin.buffer, _out))\n',
+}
 BOOTSTRAP = ('import sys;b=sys.stdin.buffer;n=int(b.readline());'
              'exec(compile(b.read(n),"<replicator-receiver>","exec"))')
 STDERR_KEEP = 64 * 1024
@@ -56,8 +62,6 @@ class _BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 sys.meta_path.insert(0, _BundleFinder())
 _out = os.dup(1)
 os.dup2(2, 1)
-from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import serve
-sys.exit(serve(sys.stdin.buffer, _out))
 '''
 
 
@@ -69,8 +73,9 @@ def module_utils_dir():
     return os.path.dirname(os.path.abspath(__file__))
 
 
-def build_bundle():
-    """Self-contained receiver program (bytes): the needed module_utils sources + an in-memory import hook."""
+def build_bundle(entry='receiver'):
+    """Self-contained program (bytes): the needed module_utils sources, an in-memory import hook, and the entry
+    point (`receiver`: the block stream; `store_op`: one replica store operation)."""
     sources = {}
     base = module_utils_dir()
     for name in BUNDLE_MODULES:
@@ -81,7 +86,8 @@ def build_bundle():
     missing = [m for m in ('receiver', 'wire', 'digests', 'endpoint', 'replica_store', 'journal') if m not in sources]
     if missing:
         raise TransportError('cannot build the receiver bundle: missing module_utils %s' % ', '.join(missing))
-    return ('SOURCES = %r\n' % (sources,) + _LOADER % {'pkg': PACKAGE}).encode('utf-8')
+    program = 'SOURCES = %r\n' % (sources,) + _LOADER % {'pkg': PACKAGE} + ENTRIES[entry] % {'pkg': PACKAGE}
+    return program.encode('utf-8')
 
 
 class ReceiverSpec(object):
@@ -266,3 +272,30 @@ class StreamChannel(object):
         self._err_thread.join(2)
         self.proc.stdout.close()
         self.proc.stderr.close()
+
+
+def run_store_op(receiver, request, timeout=3600):
+    """Run one replica store operation (store_ops.run) where the replica disk is: in-process for 'local', else
+    on the receiver host (the same bundle the block stream uses, with the store_op entry point).
+
+    Returns the operation's result dict; raises TransportError with the remote error message.
+    """
+    if receiver in (None, 'local'):
+        from ansible_collections.replicator.vsphere.plugins.module_utils.store_ops import run
+        return run(request)
+    bundle = build_bundle('store_op')
+    payload = b'%d\n' % len(bundle) + bundle + json.dumps(request).encode('utf-8') + b'\n'
+    try:
+        proc = subprocess.run(receiver.argv(), input=payload, capture_output=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise TransportError('cannot run the %s operation on %s: %s' % (request.get('op'), receiver.describe(), e))
+    try:
+        answer = json.loads(proc.stdout.decode('utf-8'))
+    except ValueError:
+        err = proc.stderr.decode('utf-8', 'replace').strip()
+        raise TransportError('the %s operation on %s failed (exit status %s)%s' % (
+            request.get('op'), receiver.describe(), proc.returncode, ': ' + err[-2000:] if err else ''))
+    if not answer.get('ok'):
+        raise TransportError('the %s operation on %s failed: %s' % (request.get('op'), receiver.describe(),
+                                                                   answer.get('error')))
+    return answer['result']

@@ -17,6 +17,9 @@ Each operation takes and returns plain JSON-able dicts, so the same call runs in
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
+import os
+
 from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import open_endpoint
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore, ReplicaStoreError
 
@@ -74,3 +77,15 @@ def run(request):
                 actions += store.roll_forward(endpoint)
     after = summary(store)
     return {'changed': bool(actions) or after != before, 'actions': actions, 'state': after}
+
+
+def serve_request(rfile, wfd):
+    """Remote entry point: one JSON request line in, one JSON answer out ({'ok', 'result' | 'error', 'type'})."""
+    try:
+        answer = {'ok': True, 'result': run(json.loads(rfile.readline().decode('utf-8')))}
+    except Exception as e:  # every failure must reach the caller as a message
+        answer = {'ok': False, 'error': str(e) or e.__class__.__name__, 'type': e.__class__.__name__}
+    data = json.dumps(answer).encode('utf-8')
+    while data:
+        data = data[os.write(wfd, data):]
+    return 0 if answer['ok'] else 1

@@ -11,13 +11,17 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 import urllib.request
 
 import pytest
+
+from integration_servers import Sshd, stop_pid
 
 __metaclass__ = type
 
@@ -167,3 +171,15 @@ def lab(tmp_path_factory):
     finally:
         handle.close()
         handle.labctl('down')
+
+
+@pytest.fixture(scope='session')
+def sshd():
+    """A real sshd on 127.0.0.1 for SSH receivers and remote store operations."""
+    if not os.path.exists('/usr/sbin/sshd') or shutil.which('ssh') is None:
+        pytest.skip('openssh-server / openssh-client not installed (make deps installs them)')
+    tmp = tempfile.mkdtemp(prefix='rvssh', dir='/tmp')
+    server = Sshd(tmp)
+    yield server
+    stop_pid(server.proc)
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -7,8 +7,6 @@ with the lab's SOAP counter proving the number of round trips."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import socket
-
 import pytest
 from pyVmomi import vim
 
@@ -19,6 +17,8 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors 
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_datacenter, find_vm
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_properties import fetch, fetch_many, find_all
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_tasks import wait_for_task
+
+from integration_servers import free_port
 
 
 def _settings(lab, site='source', **overrides):
@@ -81,10 +81,7 @@ def test_wrong_password_is_invalid_login_and_not_echoed(lab):
 
 
 def test_unreachable_host_is_a_clear_error(lab):
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there now
+    port = free_port()  # nothing listens there
     with pytest.raises(ConnectionFailed) as err:
         VsphereClient(**_settings(lab, port=port, timeout=5))
     assert 'Cannot reach' in err.value.msg or 'Cannot log in' in err.value.msg

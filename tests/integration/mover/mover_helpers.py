@@ -17,8 +17,9 @@ import time
 
 import pytest
 
+from integration_servers import START_TIMEOUT, free_port, stop_pid  # noqa: F401 (re-exported for the tests)
+
 MIB = 1024 * 1024
-START_TIMEOUT = 15.0
 
 
 def digest_file(path, length=None):
@@ -57,68 +58,6 @@ def patch(path, offset, data):
     with open(path, 'r+b') as f:
         f.seek(offset)
         f.write(data)
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def stop_pid(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
-class Sshd(object):
-    def __init__(self, tmp):
-        self.dir = tmp
-        self.port = free_port()
-        key = os.path.join(tmp, 'host_key')
-        self.user_key = os.path.join(tmp, 'user_key')
-        for k in (key, self.user_key):
-            subprocess.check_call(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', k])
-        auth = os.path.join(tmp, 'authorized_keys')
-        shutil.copy(self.user_key + '.pub', auth)
-        os.chmod(auth, 0o600)
-        self.known_hosts = os.path.join(tmp, 'known_hosts')
-        cfg = os.path.join(tmp, 'sshd_config')
-        with open(cfg, 'w') as f:
-            f.write('Port %d\nListenAddress 127.0.0.1\nHostKey %s\nAuthorizedKeysFile %s\nPidFile %s\n'
-                    'UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n'
-                    'PermitRootLogin prohibit-password\nLogLevel ERROR\n'
-                    % (self.port, key, auth, os.path.join(tmp, 'sshd.pid')))
-        self.log = os.path.join(tmp, 'sshd.log')
-        if os.getuid() == 0 and not os.path.isdir('/run/sshd'):
-            os.makedirs('/run/sshd', 0o755)     # privilege separation directory the Debian service normally creates
-        self.proc = subprocess.Popen(['/usr/sbin/sshd', '-f', cfg, '-D', '-E', self.log])
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError('sshd exited: %s' % open(self.log).read())
-            try:
-                socket.create_connection(('127.0.0.1', self.port), 1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        stop_pid(self.proc)
-        raise RuntimeError('sshd did not listen')
-
-    def spec(self, **kw):
-        from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import SshReceiverSpec
-        import getpass
-        return SshReceiverSpec('127.0.0.1', user=getpass.getuser(), port=self.port, identity_file=self.user_key,
-                               python=sys.executable, config_file='none',
-                               options=['StrictHostKeyChecking=no', 'UserKnownHostsFile=%s' % self.known_hosts,
-                                        'Ciphers=aes128-gcm@openssh.com'], **kw)
 
 
 class Nbd(object):

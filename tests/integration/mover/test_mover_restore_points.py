@@ -9,14 +9,13 @@ __metaclass__ = type
 
 import os
 import random
-import socket
-
 import pytest
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError, open_endpoint
 from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
 
+from integration_servers import free_port
 from mover_helpers import MIB, digest_file, make_image, patch
 
 SIZE = 12 * MIB + 1024
@@ -73,10 +72,7 @@ def test_every_retained_point_rolls_back_byte_exact(request, tmp_path, remote):
 
 
 def test_unreachable_nbd_source_writes_nothing(tmp_path):
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()  # nothing listens there
     dst = str(tmp_path / 'dst.img')
     with pytest.raises(EndpointError) as err:
         replicate_disk('nbd://127.0.0.1:%d/disk' % port, dst, 'full', create_target=True)

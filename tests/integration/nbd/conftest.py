@@ -18,21 +18,14 @@ import time
 
 import pytest
 
+from integration_servers import free_port
+
 START_TIMEOUT = 15.0
 
 
 def _need(tool):
     if shutil.which(tool) is None:
         pytest.skip('%s is not installed (apt-get install nbdkit qemu-utils libnbd-bin)' % tool)
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def _wait_connectable(family, address, alive, timeout=START_TIMEOUT):

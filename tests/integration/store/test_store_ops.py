@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStoreError
+from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import TransportError, run_store_op
 from ansible_collections.replicator.vsphere.plugins.module_utils.store_ops import run
 
 MIB = 1024 * 1024
@@ -86,3 +87,16 @@ def test_bad_requests_are_clear(replica):
         run({'op': 'explode', 'target': dst})
     with pytest.raises(ReplicaStoreError):
         run({'op': 'rollback', 'target': dst, 'point': 'no-such-point'})
+
+
+def test_operations_run_on_the_replica_host_over_ssh(sshd, replica):
+    dst, images = replica
+    receiver = sshd.spec()
+    state = run_store_op(receiver, {'op': 'inspect', 'target': dst})['state']
+    assert state == run({'op': 'inspect', 'target': dst})['state']
+    first = state['restore_points'][0]['id']
+    result = run_store_op(receiver, {'op': 'rollback', 'target': dst, 'point': first})
+    assert result['changed'] and _sha(dst) == images[0]
+    assert run_store_op(receiver, {'op': 'roll_forward', 'target': dst})['changed'] and _sha(dst) == images[2]
+    with pytest.raises(TransportError, match='rollback operation on ssh .* failed: .*no-such-point'):
+        run_store_op(receiver, {'op': 'rollback', 'target': dst, 'point': 'no-such-point'})
