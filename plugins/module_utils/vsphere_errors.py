@@ -50,6 +50,12 @@ class TaskFailed(VsphereError):
 class TaskTimeout(VsphereError):
     """A vSphere task did not finish within the timeout; it may still be running."""
 
+    def to_result(self):
+        """The task was started and may still change the object: say so (changed, still_running, task moid)."""
+        result = super(TaskTimeout, self).to_result()
+        result.update(changed=True, still_running=True)
+        return result
+
 
 # Hints for the faults users meet most, by pyvmomi class name (the last dotted part).
 FAULT_HINTS = {

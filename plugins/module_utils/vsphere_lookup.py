@@ -101,3 +101,8 @@ def find_by_name(client, obj_type, name, root=None, kind=None):
                                                                   ', '.join(m._moId for m in matches)),
                         fault='Ambiguous', hint='Scope the lookup with a datacenter.')
     return matches[0]
+
+
+def vm_summary(vm, props):
+    """The `vm` return value of every module: {name, moid, instance_uuid} from already-read properties."""
+    return {'name': props.get('name'), 'moid': vm._moId, 'instance_uuid': props.get('config.instanceUuid')}

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - the client reports the missing library
     vim = vmodl = None
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors import (
-    TaskFailed, TaskTimeout, fault_message, fault_name, FAULT_HINTS,
+    TaskFailed, TaskTimeout, fault_message, fault_name, from_fault, FAULT_HINTS,
 )
 
 FINAL_STATES = ('success', 'error')
@@ -67,3 +67,15 @@ def wait_for_task(client, task, action, timeout=3600):
         raise TaskFailed('%s failed: %s (%s)' % (action, text, name), fault=name, hint=FAULT_HINTS.get(name),
                          task=task._moId)
     return state['info.result']
+
+
+def run_task(client, call, action, timeout, *args, **kwargs):
+    """Start a task with `call(*args, **kwargs)` and wait for it: (info.result, task moid).
+
+    Faults raised by the call itself (before any task exists) become VsphereError with a hint.
+    """
+    try:
+        task = call(*args, **kwargs)
+    except (vim.fault.VimFault, vmodl.MethodFault) as exc:
+        raise from_fault(exc, action)
+    return wait_for_task(client, task, action, timeout=timeout), task._moId
