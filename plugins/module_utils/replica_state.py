@@ -20,7 +20,9 @@ Identity of a replica is `replicator.source.instance_uuid`, never the VM name.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import datetime
 import json
+import re
 
 PREFIX = 'replicator.'
 FORMAT = '1'
@@ -122,3 +124,111 @@ def rpo_status(last_success, rpo_seconds, now):
         return {'rpo_seconds': rpo_seconds, 'age_seconds': None, 'met': False}
     age = max(0, now - last_success)
     return {'rpo_seconds': rpo_seconds, 'age_seconds': age, 'met': age <= rpo_seconds}
+
+
+_DURATION = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$', re.IGNORECASE)
+_UNIT_SECONDS = {None: 1, 's': 1, 'sec': 1, 'm': 60, 'min': 60, 'h': 3600, 'd': 86400}
+
+
+def parse_duration(value):
+    """Seconds (int) out of 3600, '3600', '90s', '30m', '4h' or '1d'. Raises ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError('Not a duration: %r' % (value,))
+    if isinstance(value, (int, float)):
+        seconds = value
+    else:
+        match = _DURATION.match(str(value or ''))
+        if not match:
+            raise ValueError("Not a duration: %r (use seconds, or a number with s, m, h or d, like '4h')" % (value,))
+        unit = match.group(2).lower() if match.group(2) else None
+        seconds = float(match.group(1)) * _UNIT_SECONDS[unit]
+    if seconds <= 0:
+        raise ValueError('A duration must be positive, got %r' % (value,))
+    return int(round(seconds))
+
+
+def to_epoch(value):
+    """Epoch seconds out of a number or an ISO 8601 time ('2026-11-25T07:00:00Z'; naive means UTC); None stays None."""
+    if value is None or value == '':
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    if text.endswith('Z'):
+        text = text[:-1] + '+00:00'
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError('Not a timestamp: %r' % (value,))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+def last_success(state):
+    """Epoch of the newest restore point (its 'created'), else of the last successful cycle's end, else None."""
+    times = [to_epoch(point.get('created')) for point in state.get('points') or []]
+    cycle = state.get('last_cycle') or {}
+    if cycle.get('status') == 'success':
+        times.append(to_epoch(cycle.get('finished')))
+    times = [moment for moment in times if moment is not None]
+    return max(times) if times else None
+
+
+def lock_status(lock, now):
+    """The lock as users see it: its fields plus 'held' (a live lease) and 'expired'; None when free."""
+    if not lock:
+        return None
+    status = dict(lock)
+    status['expired'] = lock.get('expires', 0) <= now
+    status['held'] = not status['expired']
+    return status
+
+
+def state_facts(state, now, rpo_seconds=None):
+    """The replication state of one replica as modules return it (pure: from a decode() result).
+
+    disks are listed by source disk key: [{source_key, key, uuid, capacity_bytes, file, change_id}].
+    'rpo' is only present when rpo_seconds is given.
+    """
+    disks = []
+    for key, disk in sorted((state.get('disks') or {}).items()):
+        disks.append({'source_key': disk.get('source_key'), 'key': key, 'uuid': disk.get('uuid'),
+                      'capacity_bytes': disk.get('capacity'), 'file': disk.get('file'),
+                      'change_id': disk.get('change_id')})
+    disks.sort(key=lambda disk: (disk['source_key'] is None, disk['source_key'], disk['key']))
+    success = last_success(state)
+    facts = {
+        'source': state.get('source') or {},
+        'state': state.get('state'),
+        'lock': lock_status(state.get('lock'), now),
+        'disks': disks,
+        'points': state.get('points') or [],
+        'last_cycle': state.get('last_cycle'),
+        'last_success': success,
+    }
+    if rpo_seconds is not None:
+        facts['rpo'] = rpo_status(success, rpo_seconds, now)
+    return facts
+
+
+def changed_pairs(options, pairs):
+    """The (key, value) pairs of `pairs` that would change extraConfig `options` (objects or pairs); a '' value
+    changes only a key that is present. The format key alone is no change."""
+    current = dict(item if isinstance(item, tuple) else (item.key, item.value) for item in options or [])
+    changed = [(key, value) for key, value in pairs
+               if (current.get(key) or '') != value]
+    if changed == [(PREFIX + 'format', FORMAT)] and any(key.startswith(PREFIX) for key in current):
+        return []
+    return changed
+
+
+def merged(options, pairs):
+    """extraConfig (key, value) pairs after writing `pairs` onto `options` ('' removes a key), as vSphere does."""
+    current = dict(item if isinstance(item, tuple) else (item.key, item.value) for item in options or [])
+    for key, value in pairs:
+        if value == '':
+            current.pop(key, None)
+        else:
+            current[key] = value
+    return sorted(current.items())

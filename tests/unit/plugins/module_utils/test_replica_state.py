@@ -9,7 +9,8 @@ import pytest
 from pyVmomi import vim
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import (
-    LockHeld, acquire_lock, decode, encode, release_allowed, rpo_status,
+    LockHeld, acquire_lock, changed_pairs, decode, encode, last_success, lock_status, merged, parse_duration,
+    release_allowed, rpo_status, state_facts, to_epoch,
 )
 
 
@@ -77,3 +78,61 @@ def test_rpo():
     assert rpo_status(None, 3600, 5000) == {'rpo_seconds': 3600, 'age_seconds': None, 'met': False}
     assert rpo_status(2000, 3600, 5000)['met'] is True
     assert rpo_status(1000, 3600, 5000) == {'rpo_seconds': 3600, 'age_seconds': 4000, 'met': False}
+
+
+@pytest.mark.parametrize('text, seconds', [(3600, 3600), ('3600', 3600), ('90s', 90), ('30m', 1800), ('4h', 14400),
+                                           ('1d', 86400), (' 1.5 H ', 5400), ('15min', 900)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize('text', ['', '4x', 'h', '-1h', '0', True, None])
+def test_parse_duration_refuses(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_to_epoch_and_last_success():
+    assert to_epoch('1970-01-01T01:00:00Z') == 3600
+    assert to_epoch('1970-01-01T01:00:00') == 3600
+    assert to_epoch('1970-01-01T02:00:00+01:00') == 3600
+    assert to_epoch(12) == 12 and to_epoch(None) is None
+    with pytest.raises(ValueError, match='Not a timestamp'):
+        to_epoch('yesterday')
+    state = {'points': [{'id': 'a', 'created': '1970-01-01T00:10:00Z'}, {'id': 'b', 'created': 1200}],
+             'last_cycle': {'status': 'failed', 'finished': 5000}}
+    assert last_success(state) == 1200
+    state['last_cycle']['status'] = 'success'
+    assert last_success(state) == 5000
+    assert last_success({}) is None
+
+
+def test_lock_status_and_state_facts():
+    assert lock_status(None, 100) is None
+    assert lock_status({'run': 'r', 'expires': 150}, 100) == {'run': 'r', 'expires': 150, 'held': True,
+                                                              'expired': False}
+    assert lock_status({'run': 'r', 'expires': 100}, 100)['expired'] is True
+    state = decode(encode({'source': {'instance_uuid': 'u'}, 'state': 'ready',
+                           'disks': {2001: {'source_key': 2001, 'capacity': 10, 'change_id': 'c/2', 'uuid': 'x',
+                                            'file': 'f'},
+                                     2000: {'source_key': 2000, 'capacity': 20, 'change_id': None}},
+                           'points': [{'id': 'p', 'created': 1000}]}))
+    facts = state_facts(state, 1000 + 7200, rpo_seconds=3600)
+    assert [d['source_key'] for d in facts['disks']] == [2000, 2001]
+    assert facts['disks'][1] == {'source_key': 2001, 'key': 2001, 'uuid': 'x', 'capacity_bytes': 10, 'file': 'f',
+                                 'change_id': 'c/2'}
+    assert facts['rpo'] == {'rpo_seconds': 3600, 'age_seconds': 7200, 'met': False}
+    assert facts['last_success'] == 1000 and facts['lock'] is None
+    assert 'rpo' not in state_facts(state, 0)
+
+
+def test_changed_pairs_and_merged_follow_vsphere_semantics():
+    options = _options([('replicator.format', '1'), ('replicator.state', 'ready'), ('replicator.lock', '{}'),
+                        ('other', 'x')])
+    assert changed_pairs(options, encode({'state': 'ready'})) == []
+    assert changed_pairs(options, encode({'lock': None})) == [('replicator.lock', '')]
+    assert changed_pairs(options, encode({'disks': {2000: None}})) == []  # absent key stays absent
+    assert changed_pairs([], encode({'state': 'ready'})) == [('replicator.format', '1'), ('replicator.state', 'ready')]
+    after = merged(options, [('replicator.lock', ''), ('replicator.points', '[]')])
+    assert after == [('other', 'x'), ('replicator.format', '1'), ('replicator.points', '[]'),
+                     ('replicator.state', 'ready')]
