@@ -35,7 +35,7 @@ BOOTSTRAP = ('import sys;b=sys.stdin.buffer;n=int(b.readline());'
 STDERR_KEEP = 64 * 1024
 
 _LOADER = '''
-import importlib.abc, importlib.util, os, sys, types
+import importlib.machinery, os, sys, types
 _PKG = %(pkg)r
 for _i in range(1, _PKG.count('.') + 2):
     _name = '.'.join(_PKG.split('.')[:_i])
@@ -45,10 +45,11 @@ for _i in range(1, _PKG.count('.') + 2):
         sys.modules[_name] = _m
 
 
-class _BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+# A plain finder/loader: importlib.abc would import importlib.resources and pathlib (~10 ms of start-up).
+class _BundleFinder(object):
     def find_spec(self, fullname, path=None, target=None):
         if fullname.startswith(_PKG + '.') and fullname[len(_PKG) + 1:] in SOURCES:
-            return importlib.util.spec_from_loader(fullname, self)
+            return importlib.machinery.ModuleSpec(fullname, self)
         return None
 
     def create_module(self, spec):

@@ -12,12 +12,11 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-from integration_servers import START_TIMEOUT, free_port, stop_pid  # noqa: F401 (re-exported for the tests)
+from integration_servers import START_TIMEOUT, stop_pid
 
 MIB = 1024 * 1024
 

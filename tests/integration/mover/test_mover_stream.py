@@ -26,7 +26,8 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport i
     ReceiverSpec, SshReceiverSpec, TransportError,
 )
 
-from mover_helpers import MIB, digest_file, free_port, make_image, patch
+from integration_servers import free_port
+from mover_helpers import MIB, digest_file, make_image, patch
 
 SIZE = 20 * MIB + 1024
 

@@ -1,0 +1,304 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, replicator.vsphere contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: disk_replicate
+short_description: Copy the changed blocks of one VM disk into its replica and commit a restore point
+version_added: 0.1.0
+description:
+  - Runs one replication cycle of one disk. It reads the disk as the cycle snapshot froze it, copies what changed
+    since the replica's last committed changeId into the replica disk, verifies every block, journals the old
+    content (the previous restore point), and commits the new changeId only once everything is written and flushed.
+  - The plan is chosen per disk and returned with the reason. C(full) on the first cycle; C(cbt)
+    (QueryChangedDiskAreas since the committed changeId) when the changeId epoch is unchanged; C(digests) (compare
+    per-block digests with the replica's digest map) when CBT is off, was reset or cannot answer; C(seeded) when the
+    replica has no digest map or the disk size changed.
+  - The committed state of the replica disk lives beside it on the target datastore (read on the receiver host);
+    its changeId is also recorded in the replica VM's extraConfig. A failed run commits nothing.
+  - Run it on the data mover host (proxy) with C(delegate_to); the replica must exist (M(replicator.vsphere.replica_register)).
+author:
+  - replicator.vsphere contributors (@replicator-vsphere)
+extends_documentation_fragment:
+  - replicator.vsphere.connection
+  - replicator.vsphere.target_connection
+  - replicator.vsphere.vm_identity
+attributes:
+  check_mode:
+    support: full
+    description: Reads the committed state and the changed areas, returns the plan, and copies nothing.
+options:
+  snapshot:
+    description:
+      - The cycle snapshot of the source VM, by moid (as M(replicator.vsphere.vm_snapshot) returns it) or by name.
+    type: str
+    required: true
+  disk_key:
+    description:
+      - The device key of the source disk, for example V(2000).
+    type: int
+    required: true
+  transport:
+    description:
+      - How the source disk is read.
+      - V(direct) reads the snapshot's flat extent from a datastore mounted on this host (NFS), found through
+        O(source_datastore_paths).
+      - V(nbd) reads an NBD export of the snapshot disk given by O(source_nbd_uri) (for example nbdkit with the
+        VDDK plugin, or qemu-nbd on a VMDK chain).
+    type: str
+    choices: [direct, nbd]
+    default: direct
+  source_datastore_paths:
+    description:
+      - Source datastore names mapped to their mount points on this host, for O(transport=direct).
+    type: dict
+    default: {}
+  source_nbd_uri:
+    description:
+      - The NBD URI of the snapshot disk for O(transport=nbd), C(nbd://host:port/export) or
+        C(nbd+unix:///export?socket=/path).
+    type: str
+  target_datastore_paths:
+    description:
+      - Target datastore names mapped to their mount points on the receiver host (this host for a local
+        receiver). The receiver writes nowhere else.
+    type: dict
+    required: true
+  receiver:
+    description:
+      - Where the replica disk is written. Without O(receiver.host) the receiver runs in this process.
+      - With a host, the receiver runs there over SSH (C(ssh host python3)); its code is sent on stdin, the host
+        needs only Python 3 with the zstandard and xxhash libraries.
+    type: dict
+    default: {}
+    suboptions:
+      host:
+        description: The target proxy to run the receiver on.
+        type: str
+      user:
+        description: SSH user.
+        type: str
+      port:
+        description: SSH port.
+        type: int
+      identity_file:
+        description: SSH private key.
+        type: path
+      python:
+        description: The Python interpreter on the receiver host.
+        type: str
+        default: python3
+      ssh_options:
+        description: Extra C(-o Key=Value) options for ssh, as C(Key=Value) strings.
+        type: list
+        elements: str
+        default: []
+      ssh_config:
+        description: An ssh_config file to use (V(none) ignores every config file).
+        type: str
+  plan:
+    description:
+      - V(auto) chooses as described above; the other values force a plan (V(cbt) fails when CBT cannot be used).
+    type: str
+    choices: [auto, full, cbt, digests, seeded]
+    default: auto
+  block_size:
+    description: Transfer and digest block size in bytes (a power of two from 64 KiB to 16 MiB).
+    type: int
+    default: 1048576
+  workers:
+    description: Reader / compressor threads.
+    type: int
+    default: 2
+  compression_level:
+    description: zstd level for a remote receiver; V(0) sends blocks uncompressed. A local receiver never compresses.
+    type: int
+    default: 1
+  bandwidth_limit:
+    description: Upper bound of the transfer rate in MB/s; V(0) for none.
+    type: float
+    default: 0
+  retention:
+    description: Restore points to keep on the replica disk; the oldest journals are deleted beyond it.
+    type: int
+  progress_file:
+    description: A JSON file this host rewrites with bytes done / total, rate and ETA while copying.
+    type: path
+  cycle_id:
+    description: The restore point id of this cycle (give all disks of a VM the same one); generated when unset.
+    type: str
+  dedupe_sources:
+    description:
+      - Datastore paths of other replica disks on the target whose blocks may be reused instead of sent (a VM cloned
+        from the same template as an already replicated one).
+    type: list
+    elements: str
+    default: []
+  lock_run_id:
+    description:
+      - The run id that holds the replica's lock (M(replicator.vsphere.replica_register) with C(lock=acquire)).
+        A live lock of another run refuses the copy.
+    type: str
+  task_timeout:
+    description: Seconds to wait for each vSphere task.
+    type: int
+    default: 3600
+notes:
+  - C(changed) is true only when bytes were written to the replica.
+seealso:
+  - module: replicator.vsphere.vm_snapshot
+  - module: replicator.vsphere.replica_register
+'''
+
+EXAMPLES = r'''
+- name: Replicate disk 2000 of app01 into its replica (datastores mounted on the proxy)
+  replicator.vsphere.disk_replicate:
+    hostname: vcenter.example.com
+    username: replicator@vsphere.local
+    password: "{{ vcenter_password }}"
+    target:
+      hostname: dr-vcenter.example.com
+    name: app01
+    snapshot: "{{ cycle_snapshot.snapshot.moid }}"
+    disk_key: 2000
+    source_datastore_paths:
+      nfs-prod-01: /mnt/nfs-prod-01
+    target_datastore_paths:
+      nfs-dr-01: /mnt/nfs-dr-01
+    cycle_id: "{{ cycle_id }}"
+    lock_run_id: "{{ run_id }}"
+    retention: 7
+  delegate_to: proxy-src-01
+
+- name: Same, with the receiver on the DR proxy over SSH, compressed and throttled
+  replicator.vsphere.disk_replicate:
+    name: app01
+    snapshot: "{{ cycle_snapshot.snapshot.moid }}"
+    disk_key: 2000
+    source_datastore_paths:
+      nfs-prod-01: /mnt/nfs-prod-01
+    target_datastore_paths:
+      nfs-dr-01: /mnt/nfs-dr-01
+    receiver:
+      host: proxy-dr-01
+      user: replicator
+    compression_level: 1
+    bandwidth_limit: 50
+  delegate_to: proxy-src-01
+'''
+
+RETURN = r'''
+vm:
+  description: The source VM.
+  returned: always
+  type: dict
+  sample: {name: app01, moid: vm-42, instance_uuid: 5003...}
+snapshot:
+  description: The cycle snapshot read ({name, moid}).
+  returned: always
+  type: dict
+disk:
+  description: The source disk as the snapshot froze it ({key, capacity_bytes, change_id, source}).
+  returned: always
+  type: dict
+replica:
+  description: The replica VM and disk ({name, moid, disk_key, file, target}).
+  returned: always
+  type: dict
+plan:
+  description:
+    - The plan used and why ({kind, reason, previous_change_id, qcda_calls, changed_areas, changed_bytes}).
+  returned: always
+  type: dict
+  sample: {kind: cbt, reason: "changed blocks since changeId 52 de .../4", qcda_calls: 1}
+committed_change_id:
+  description: The changeId committed with the new restore point (in check mode, the one committed before).
+  returned: always
+  type: str
+restore_point:
+  description: The restore point this cycle committed on the replica disk ({id, created, change_id, ...}).
+  returned: success and not check mode
+  type: dict
+stats:
+  description:
+    - Byte counters (bytes_planned, bytes_read, bytes_zero, bytes_deduplicated, bytes_compressed, bytes_sent,
+      bytes_written), durations per stage, CPU seconds and peak memory of sender and receiver.
+  returned: success and not check mode
+  type: dict
+'''
+
+import time
+
+from ansible_collections.replicator.vsphere.plugins.module_utils.disk_replication import replicate
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_client
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+    target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
+)
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
+
+
+def argument_spec():
+    spec = vm_identity_argument_spec()
+    spec.update(target_connection_argument_spec())
+    spec.update(
+        snapshot=dict(type='str', required=True),
+        disk_key=dict(type='int', required=True, no_log=False),
+        transport=dict(type='str', choices=['direct', 'nbd'], default='direct'),
+        source_datastore_paths=dict(type='dict', default={}),
+        source_nbd_uri=dict(type='str'),
+        target_datastore_paths=dict(type='dict', required=True),
+        receiver=dict(type='dict', default={}, options=dict(
+            host=dict(type='str'),
+            user=dict(type='str'),
+            port=dict(type='int'),
+            identity_file=dict(type='path'),
+            python=dict(type='str', default='python3'),
+            ssh_options=dict(type='list', elements='str', default=[]),
+            ssh_config=dict(type='str'),
+        )),
+        plan=dict(type='str', choices=['auto', 'full', 'cbt', 'digests', 'seeded'], default='auto'),
+        block_size=dict(type='int', default=1048576),
+        workers=dict(type='int', default=2),
+        compression_level=dict(type='int', default=1),
+        bandwidth_limit=dict(type='float', default=0),
+        retention=dict(type='int'),
+        progress_file=dict(type='path'),
+        cycle_id=dict(type='str'),
+        dedupe_sources=dict(type='list', elements='str', default=[]),
+        lock_run_id=dict(type='str'),
+        task_timeout=dict(type='int', default=3600),
+    )
+    return spec
+
+
+def main():
+    module = vsphere_module(argument_spec(), required_one_of=[('name', 'uuid', 'moid')],
+                            required_if=[('transport', 'nbd', ('source_nbd_uri',))])
+    params = module.params
+    if params['block_size'] < 65536 or params['block_size'] > 16 << 20 or params['block_size'] & (params['block_size'] - 1):
+        module.fail_json(msg='block_size must be a power of two from 65536 to 16777216, got %d'
+                         % params['block_size'])
+    if params['workers'] < 1 or params['compression_level'] < 0 or params['bandwidth_limit'] < 0:
+        module.fail_json(msg='workers must be at least 1, compression_level and bandwidth_limit at least 0')
+    if params['retention'] is not None and params['retention'] < 1:
+        module.fail_json(msg='retention must keep at least 1 restore point, got %d' % params['retention'])
+
+    def body(source):
+        target, owned = target_client(source, params)
+        try:
+            vm = find_vm(source, vm_identity_params(params))
+            return replicate(source, target, vm, params, time.time(), module.check_mode)
+        finally:
+            if owned:
+                target.close()
+
+    run_module(module, body)
+
+
+if __name__ == '__main__':
+    main()
