@@ -84,11 +84,7 @@ lab-down: venv
 	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) down
 
 demo: deps venv acroot
-	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) down >/dev/null 2>&1 || true
-	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) up
-	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) inventory --output $(LAB_DIR)/inventory
-	status=0; ansible-playbook -i $(LAB_DIR)/inventory playbooks/demo.yml || status=$$?; \
-	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) down; exit $$status
+	PY=$(PY) LAB_DIR=$(LAB_DIR) tests/lab/demo.sh
 
 bench: deps venv acroot
 	$(PY) tests/bench/bench_mover.py

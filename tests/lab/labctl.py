@@ -325,6 +325,32 @@ def cmd_checksum(args):
     print(json.dumps({'vm': args.vm, 'site': args.site, 'snapshot': args.snapshot, 'disks': out}))
 
 
+def cmd_compare(args):
+    """Each source VM's disks (live data, or a snapshot's) against its replica's disks on the target, by sha256.
+    Exits 1 when any pair differs, so `make demo` can prove the bytes."""
+    state = load_state(workdir_of(args))
+    rows, same = [], True
+    for vm in args.vms or state['sites']['source']['vms']:
+        info = vm_info(state, 'source', vm)
+        disks = info['disks']
+        if args.snapshot:
+            snaps = [s for s in info['snapshots'] or [] if s['name'] == args.snapshot]
+            if len(snaps) != 1:
+                raise LabError('VM %s has %d snapshots named %s' % (vm, len(snaps), args.snapshot))
+            disks = snaps[0]['disks']
+        replica_name = args.replica_name.replace('{name}', vm)
+        replica = vm_info(state, 'target', replica_name)['disks']
+        if len(replica) != len(disks):
+            raise LabError('%s has %d disks, its replica %s has %d' % (vm, len(disks), replica_name, len(replica)))
+        for src, dst in zip(disks, replica):
+            a, b = sha256_file(src['data'], src['capacity']), sha256_file(dst['data'], dst['capacity'])
+            same = same and a == b
+            rows.append({'vm': vm, 'replica': replica_name, 'disk': src['key'], 'source_sha256': a,
+                         'replica_sha256': b, 'equal': a == b})
+    print(json.dumps({'equal': same, 'disks': rows}, indent=1))
+    return 0 if same else 1
+
+
 def cmd_control(args):
     state = load_state(workdir_of(args))
     if args.command == 'reset-cbt':
@@ -335,20 +361,36 @@ def cmd_control(args):
 
 
 def cmd_inventory(args):
+    """An inventory for the lab: `replicator_lab` (localhost, the data mover), `replicated_vms` (one host per source
+    VM, modules delegated to localhost), and group_vars/all.yml with both sites and the replicate role's settings."""
     state = load_state(workdir_of(args))
     os.makedirs(os.path.join(args.output, 'group_vars'), exist_ok=True)
-    hosts = {'all': {'children': {'replicator_lab': {'hosts': {'localhost': {
-        'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}}}}}}
+    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
+    vms = state['sites']['source']['vms']
+    hosts = {'all': {'children': {'replicator_lab': {'hosts': {'localhost': local}},
+                                  'replicated_vms': {'hosts': dict((vm, dict(local)) for vm in vms)}}}}
     paths, conn = {}, {}
     for name, site in state['sites'].items():
         paths.update(site['datastores'])
         conn[name] = {'hostname': site['host'], 'port': site['port'], 'username': site['username'], 'password': site['password'],
-                      'validate_certs': False, 'ca_file': site['cafile'], 'datacenter': site['datacenter'],
+                      'validate_certs': True, 'ca_path': site['cafile'], 'datacenter': site['datacenter'],
                       'datastores': sorted(site['datastores'])}
-    group = {'lab_source': conn['source'], 'lab_target': conn['target'], 'lab_datastore_paths': paths,
-             'lab_source_vms': state['sites']['source']['vms'], 'lab_target_host': 'dr-esx01'}
+    connection = ('hostname', 'port', 'username', 'password', 'validate_certs', 'ca_path')
+    group = {
+        'lab_source': conn['source'], 'lab_target': conn['target'], 'lab_datastore_paths': paths,
+        'lab_source_vms': vms, 'lab_target_host': 'dr-esx01',
+        'replicate_source': dict((k, conn['source'][k]) for k in connection),
+        'replicate_target': dict((k, conn['target'][k]) for k in connection),
+        'replicate_datacenter': conn['source']['datacenter'],
+        'replicate_target_host': 'dr-esx01', 'replicate_target_datastore': 'dr-ds1',
+        'replicate_network_map': {'VM Network': 'DR Network'},
+        'replicate_source_datastore_paths': state['sites']['source']['datastores'],
+        'replicate_target_datastore_paths': state['sites']['target']['datastores'],
+        'replicate_report_dir': os.path.join(os.path.dirname(os.path.abspath(args.output)), 'reports'),
+        'replicate_orphan_min_age': 0,
+    }
     # JSON is valid YAML: no YAML library needed
-    for rel, data in (('hosts.yml', hosts), (os.path.join('group_vars', 'replicator_lab.yml'), group)):
+    for rel, data in (('hosts.yml', hosts), (os.path.join('group_vars', 'all.yml'), group)):
         path = os.path.join(args.output, rel)
         with open(path, 'w') as f:
             os.chmod(path, 0o600)
@@ -385,6 +427,10 @@ def parser():
     c.add_argument('--disk', type=int)
     c.add_argument('--snapshot')
     c.add_argument('--site', choices=SITES, default='source')
+    cmp_ = sub.add_parser('compare', help="sha256 of every source disk against its replica's disk (exit 1 if any differ)")
+    cmp_.add_argument('vms', nargs='*', help='source VMs (default: all)')
+    cmp_.add_argument('--replica-name', default='{name}_replica', help='replica name pattern ({name} = source VM)')
+    cmp_.add_argument('--snapshot', help='compare a source snapshot instead of the live disks')
     i = sub.add_parser('inventory', help='write an Ansible inventory for the lab')
     i.add_argument('--output', required=True)
     for name in ('reset-cbt', 'defer-consolidate'):
@@ -397,7 +443,7 @@ def parser():
 
 
 COMMANDS = {'build': None, 'up': cmd_up, 'down': cmd_down, 'status': cmd_status, 'write': cmd_write, 'checksum': cmd_checksum,
-            'inventory': cmd_inventory, 'reset-cbt': cmd_control, 'defer-consolidate': cmd_control}
+            'compare': cmd_compare, 'inventory': cmd_inventory, 'reset-cbt': cmd_control, 'defer-consolidate': cmd_control}
 
 
 def main(argv=None):
@@ -407,7 +453,7 @@ def main(argv=None):
             built = build(workdir_of(args), args.force)
             print(json.dumps({'built': built, 'binary': binary_path(workdir_of(args))}))
         else:
-            COMMANDS[args.command](args)
+            return COMMANDS[args.command](args) or 0
     except LabError as e:
         print('labctl: %s' % e, file=sys.stderr)
         return 1
