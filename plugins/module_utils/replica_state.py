@@ -13,6 +13,7 @@ Keys (values are short strings or compact JSON):
   replicator.disk.<key>        {"source_key", "uuid", "capacity", "change_id", "file"} per replica disk
   replicator.points            [{"id", "created", "consistency"}]  restore points, oldest first
   replicator.last_cycle        {"started", "finished", "status", "bytes_sent", ...}
+  replicator.failover          {"mode", "point", "point_time", "started", "nics", ...}  the failover in progress
 
 Identity of a replica is `replicator.source.instance_uuid`, never the VM name.
 """
@@ -56,7 +57,7 @@ def decode(options):
     """State dict out of extraConfig (an iterable of objects with .key/.value, or (key, value) pairs).
 
     Returns {} for a VM with no replicator keys, else {'format', 'source', 'state', 'lock', 'disks', 'points',
-    'last_cycle'} with disks keyed by replica device key (int).
+    'last_cycle', 'failover'} with disks keyed by replica device key (int).
     """
     raw = {}
     for item in options or []:
@@ -73,6 +74,7 @@ def decode(options):
         'disks': {},
         'points': _load(raw['points'], 'points') if 'points' in raw else [],
         'last_cycle': _load(raw['last_cycle'], 'last_cycle') if 'last_cycle' in raw else None,
+        'failover': _load(raw['failover'], 'failover') if 'failover' in raw else None,
     }
     for key, value in raw.items():
         if key.startswith('disk.'):
@@ -84,10 +86,10 @@ def encode(changes):
     """extraConfig (key, value) pairs for the parts of a state dict given in `changes`.
 
     A value of None removes the key (vSphere deletes an option set to an empty string).
-    Keys: source, state, lock, disks ({key: dict or None}), points, last_cycle.
+    Keys: source, state, lock, disks ({key: dict or None}), points, last_cycle, failover.
     """
     pairs = [(PREFIX + 'format', FORMAT)]
-    for name in ('source', 'lock', 'points', 'last_cycle'):
+    for name in ('source', 'lock', 'points', 'last_cycle', 'failover'):
         if name in changes:
             value = changes[name]
             pairs.append((PREFIX + name, '' if value is None else _dump(value)))
@@ -205,6 +207,7 @@ def state_facts(state, now, rpo_seconds=None):
         'disks': disks,
         'points': state.get('points') or [],
         'last_cycle': state.get('last_cycle'),
+        'failover': state.get('failover'),
         'last_success': success,
     }
     if rpo_seconds is not None:
