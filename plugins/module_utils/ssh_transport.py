@@ -297,6 +297,6 @@ def run_store_op(receiver, request, timeout=3600):
         raise TransportError('the %s operation on %s failed (exit status %s)%s' % (
             request.get('op'), receiver.describe(), proc.returncode, ': ' + err[-2000:] if err else ''))
     if not answer.get('ok'):
-        raise TransportError('the %s operation on %s failed: %s' % (request.get('op'), receiver.describe(),
-                                                                   answer.get('error')))
+        raise TransportError('the %s operation on %s failed: %s'
+                             % (request.get('op'), receiver.describe(), answer.get('error')))
     return answer['result']

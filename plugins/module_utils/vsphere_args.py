@@ -68,6 +68,23 @@ def target_connection_params(params):
     return merged
 
 
+def receiver_argument_spec():
+    """Where replica disks are written / their stores reached (doc fragment `receiver`): target_datastore_paths and
+    the receiver host (this process when no host is given, else over SSH)."""
+    return dict(
+        target_datastore_paths=dict(type='dict', required=True),
+        receiver=dict(type='dict', default={}, options=dict(
+            host=dict(type='str'),
+            user=dict(type='str'),
+            port=dict(type='int'),
+            identity_file=dict(type='path'),
+            python=dict(type='str', default='python3'),
+            ssh_options=dict(type='list', elements='str', default=[]),
+            ssh_config=dict(type='str'),
+        )),
+    )
+
+
 def vm_identity_argument_spec(prefix=''):
     """VM identity options (doc fragment `vm_identity`): moid > uuid > name (+ folder), scoped by datacenter."""
     return {

@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - replicator.vsphere.connection
   - replicator.vsphere.target_connection
+  - replicator.vsphere.receiver
   - replicator.vsphere.vm_identity
 attributes:
   check_mode:
@@ -62,44 +63,6 @@ options:
       - The NBD URI of the snapshot disk for O(transport=nbd), C(nbd://host:port/export) or
         C(nbd+unix:///export?socket=/path).
     type: str
-  target_datastore_paths:
-    description:
-      - Target datastore names mapped to their mount points on the receiver host (this host for a local
-        receiver). The receiver writes nowhere else.
-    type: dict
-    required: true
-  receiver:
-    description:
-      - Where the replica disk is written. Without O(receiver.host) the receiver runs in this process.
-      - With a host, the receiver runs there over SSH (C(ssh host python3)); its code is sent on stdin, the host
-        needs only Python 3 with the zstandard and xxhash libraries.
-    type: dict
-    default: {}
-    suboptions:
-      host:
-        description: The target proxy to run the receiver on.
-        type: str
-      user:
-        description: SSH user.
-        type: str
-      port:
-        description: SSH port.
-        type: int
-      identity_file:
-        description: SSH private key.
-        type: path
-      python:
-        description: The Python interpreter on the receiver host.
-        type: str
-        default: python3
-      ssh_options:
-        description: Extra C(-o Key=Value) options for ssh, as C(Key=Value) strings.
-        type: list
-        elements: str
-        default: []
-      ssh_config:
-        description: An ssh_config file to use (V(none) ignores every config file).
-        type: str
   plan:
     description:
       - V(auto) chooses as described above; the other values force a plan (V(cbt) fails when CBT cannot be used).
@@ -236,7 +199,7 @@ import time
 from ansible_collections.replicator.vsphere.plugins.module_utils.disk_replication import replicate
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_client
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
-    target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
+    receiver_argument_spec, target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
@@ -245,22 +208,13 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module 
 def argument_spec():
     spec = vm_identity_argument_spec()
     spec.update(target_connection_argument_spec())
+    spec.update(receiver_argument_spec())
     spec.update(
         snapshot=dict(type='str', required=True),
         disk_key=dict(type='int', required=True, no_log=False),
         transport=dict(type='str', choices=['direct', 'nbd'], default='direct'),
         source_datastore_paths=dict(type='dict', default={}),
         source_nbd_uri=dict(type='str'),
-        target_datastore_paths=dict(type='dict', required=True),
-        receiver=dict(type='dict', default={}, options=dict(
-            host=dict(type='str'),
-            user=dict(type='str'),
-            port=dict(type='int'),
-            identity_file=dict(type='path'),
-            python=dict(type='str', default='python3'),
-            ssh_options=dict(type='list', elements='str', default=[]),
-            ssh_config=dict(type='str'),
-        )),
         plan=dict(type='str', choices=['auto', 'full', 'cbt', 'digests', 'seeded'], default='auto'),
         block_size=dict(type='int', default=1048576),
         workers=dict(type='int', default=2),

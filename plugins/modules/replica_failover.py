@@ -29,6 +29,7 @@ author:
 extends_documentation_fragment:
   - replicator.vsphere.connection
   - replicator.vsphere.target_connection
+  - replicator.vsphere.receiver
   - replicator.vsphere.vm_identity
 attributes:
   check_mode:
@@ -81,43 +82,6 @@ options:
     description: Power the replica on after a failover.
     type: bool
     default: true
-  target_datastore_paths:
-    description:
-      - Target datastore names mapped to their mount points on the receiver host, where the replica disks and
-        their restore-point journals are read and rolled back.
-    type: dict
-    required: true
-  receiver:
-    description:
-      - Where the replica disk stores are reached. Without O(receiver.host) in this process, else over SSH on that
-        host (it needs only Python 3).
-    type: dict
-    default: {}
-    suboptions:
-      host:
-        description: The target proxy.
-        type: str
-      user:
-        description: SSH user.
-        type: str
-      port:
-        description: SSH port.
-        type: int
-      identity_file:
-        description: SSH private key.
-        type: path
-      python:
-        description: The Python interpreter on the receiver host.
-        type: str
-        default: python3
-      ssh_options:
-        description: Extra C(-o Key=Value) options for ssh.
-        type: list
-        elements: str
-        default: []
-      ssh_config:
-        description: An ssh_config file to use.
-        type: str
   lock_run_id:
     description: A run id whose lock on the replica this run may ignore (its own); a live lock of another run refuses.
     type: str
@@ -195,7 +159,8 @@ import time
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_failover_ops import ensure
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_client
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
-    target_connection_argument_spec, target_connection_params, vm_identity_argument_spec, vm_identity_params,
+    receiver_argument_spec, target_connection_argument_spec, target_connection_params, vm_identity_argument_spec,
+    vm_identity_params,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
 
@@ -203,6 +168,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module 
 def argument_spec():
     spec = vm_identity_argument_spec()
     spec.update(target_connection_argument_spec())
+    spec.update(receiver_argument_spec())
     spec.update(
         state=dict(type='str', required=True, choices=['failed_over', 'test', 'undone', 'committed']),
         replica_name=dict(type='str'),
@@ -213,16 +179,6 @@ def argument_spec():
         network_map=dict(type='dict', default={}),
         test_network=dict(type='str'),
         power_on=dict(type='bool', default=True),
-        target_datastore_paths=dict(type='dict', required=True),
-        receiver=dict(type='dict', default={}, options=dict(
-            host=dict(type='str'),
-            user=dict(type='str'),
-            port=dict(type='int'),
-            identity_file=dict(type='path'),
-            python=dict(type='str', default='python3'),
-            ssh_options=dict(type='list', elements='str', default=[]),
-            ssh_config=dict(type='str'),
-        )),
         lock_run_id=dict(type='str'),
         task_timeout=dict(type='int', default=3600),
     )
