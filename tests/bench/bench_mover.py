@@ -6,9 +6,10 @@
     PYTHONPATH=<dir above ansible_collections> .venv/bin/python tests/bench/bench_mover.py [--size-mib 1024] [--dir D]
         [--repeat 3] [--workers 2]
 
-Every tool (mover case or peer) runs --repeat times on the same data and the best time is reported. Before each run
-the target is reset to the same starting state (outside the timing) and `sync` empties the dirty page cache, so no
-run pays for the previous one's write-back. Each mover case runs in a child process (so peak RSS is per case; a
+Every tool (mover case or peer) runs --repeat times on the same data and the best time is reported; the tools of one
+comparison run round-robin, so a burst of load from other jobs hits all of them alike. Before each run the target is
+reset to the same starting state (outside the timing) and `sync` empties the dirty page cache, so no run pays for the
+previous one's write-back. Each mover case runs in a child process (so peak RSS is per case; a
 child receiver reports its own). Nothing here is asserted. See tests/bench/README.md and docs/performance.md.
 """
 
@@ -74,15 +75,18 @@ def clone(src, dst):
     subprocess.check_call(['cp', '-a', '--sparse=always', src, dst])
 
 
-def best(repeat, prepare, run):
-    """Best of `repeat` runs: prepare() (not timed), sync, run() -> (seconds, extra)."""
-    out = None
+def best_of_group(repeat, tools):
+    """Best of `repeat` runs of each (name, prepare, run) of `tools`: prepare() (not timed), sync, run() -> (seconds,
+    extra). The tools run round-robin (1, 2, ..., 1, 2, ...) so that a burst of load from other jobs on the shared
+    machine hits every tool of a comparison alike."""
+    out = {}
     for _rep in range(repeat):
-        prepare()
-        os.sync()
-        res = run()
-        if out is None or res[0] < out[0]:
-            out = res
+        for name, prepare, run in tools:
+            prepare()
+            os.sync()
+            res = run()
+            if name not in out or res[0] < out[name][0]:
+                out[name] = res
     return out
 
 
@@ -157,40 +161,36 @@ def main():
                     f.truncate(size)
             return prepare
 
-        peers = {}
+        # full copies: every peer and both mover cases round-robin
+        tools = []
         if shutil.which('nbdcopy'):
-            peers['nbdcopy'] = best(n, empty_target('nbd.img'), lambda: timed(['nbdcopy', src, path('nbd.img')]))
-            peers['nbdcopy --flush'] = best(n, empty_target('nbd.img'),
-                                            lambda: timed(['nbdcopy', '--flush', src, path('nbd.img')]))
-            remove(path('nbd.img'))
+            tools.append(('nbdcopy', empty_target('nbd.img'), lambda: timed(['nbdcopy', src, path('nbd.img')])))
+            tools.append(('nbdcopy --flush', empty_target('nbd.img'),
+                          lambda: timed(['nbdcopy', '--flush', src, path('nbd.img')])))
         if shutil.which('qemu-img'):
             qemu = ['qemu-img', 'convert', '-f', 'raw', '-O', 'raw']
-            peers['qemu-img convert'] = best(n, lambda: remove(path('q.img')),
-                                             lambda: timed(qemu + [src, path('q.img')]))
-            peers['qemu-img convert -t writeback'] = best(n, lambda: remove(path('q.img')),
-                                                          lambda: timed(qemu + ['-t', 'writeback', src, path('q.img')]))
-            remove(path('q.img'))
-
+            tools.append(('qemu-img convert', lambda: remove(path('q.img')), lambda: timed(qemu + [src, path('q.img')])))
+            tools.append(('qemu-img convert -t writeback', lambda: remove(path('q.img')),
+                          lambda: timed(qemu + ['-t', 'writeback', src, path('q.img')])))
         dst = path('dst.img')
-
-        def fresh_dst():
-            remove(dst, dst + '.replicator')
-        full = best(n, fresh_dst, lambda: mover(source=src, target=dst, plan_kind='full', create_target=True,
-                                                 workers=a.workers, change_id='b1'))
+        dst2 = path('dst2.img')
+        tools.append(('mover full', lambda: remove(dst, dst + '.replicator'),
+                      lambda: mover(source=src, target=dst, plan_kind='full', create_target=True, workers=a.workers,
+                                    change_id='b1')))
+        tools.append(('mover zstd', lambda: remove(dst2, dst2 + '.replicator'),
+                      lambda: mover(source=src, target=dst2, plan_kind='full', create_target=True, workers=a.workers,
+                                    compress_level=1, pipe=True, change_id='z1')))
+        peers = best_of_group(n, tools)
+        remove(path('nbd.img'), path('q.img'), dst2, dst2 + '.replicator')
+        full, zstd = peers.pop('mover full'), peers.pop('mover zstd')
         for peer in ('nbdcopy --flush', 'nbdcopy', 'qemu-img convert -t writeback', 'qemu-img convert'):
             if peer in peers:
                 rows.append(('full, local, no compression', full, peer, peers[peer]))
-        clone(dst, path('base.img'))
-        clone(dst + '.replicator', path('base.img.replicator'))
-
-        dst2 = path('dst2.img')
-        zstd = best(n, lambda: remove(dst2, dst2 + '.replicator'),
-                    lambda: mover(source=src, target=dst2, plan_kind='full', create_target=True, workers=a.workers,
-                                  compress_level=1, pipe=True, change_id='z1'))
         for peer in ('nbdcopy --flush', 'nbdcopy'):
             if peer in peers:
                 rows.append(('full, zstd-1, wire to child receiver', zstd, peer, peers[peer]))
-        remove(dst2, dst2 + '.replicator')
+        clone(dst, path('base.img'))
+        clone(dst + '.replicator', path('base.img.replicator'))
 
         # 2% incremental: CBT plan vs rsync, both starting from the pre-change replica every run
         clone(src, path('rsync-base.img'))
@@ -200,14 +200,18 @@ def main():
         def reset_dst():
             clone(path('base.img'), dst)
             clone(path('base.img.replicator'), dst + '.replicator')
-        cbt = best(n, reset_dst, lambda: mover(source=src, target=dst, plan_kind='cbt', cbt_extents=changed,
-                                                workers=a.workers, change_id='b2'))
-        cbt_pipe = best(n, reset_dst, lambda: mover(source=src, target=dst, plan_kind='cbt', cbt_extents=changed,
-                                                     workers=a.workers, change_id='b2', compress_level=1, pipe=True))
+        tools = [('cbt', reset_dst, lambda: mover(source=src, target=dst, plan_kind='cbt', cbt_extents=changed,
+                                                  workers=a.workers, change_id='b2')),
+                 ('cbt pipe', reset_dst, lambda: mover(source=src, target=dst, plan_kind='cbt', cbt_extents=changed,
+                                                       workers=a.workers, change_id='b2', compress_level=1, pipe=True))]
         if shutil.which('rsync'):
-            rsync = best(n, lambda: clone(path('rsync-base.img'), path('rsync.img')),
-                         lambda: timed(['rsync', '--inplace', '--no-whole-file', '--ignore-times', src,
-                                        path('rsync.img')]))
+            tools.append(('rsync', lambda: clone(path('rsync-base.img'), path('rsync.img')),
+                          lambda: timed(['rsync', '--inplace', '--no-whole-file', '--ignore-times', src,
+                                         path('rsync.img')])))
+        res = best_of_group(n, tools)
+        cbt, cbt_pipe = res['cbt'], res['cbt pipe']
+        if 'rsync' in res:
+            rsync = res['rsync']
             name = '2%% CBT incremental (%d x 64 KiB)' % len(changed)
             rows.append((name, cbt, 'rsync --inplace --no-whole-file -I', rsync))
             rows.append((name + ', zstd-1 wire', cbt_pipe, 'rsync --inplace --no-whole-file -I', rsync))
@@ -216,9 +220,10 @@ def main():
         clone(dst + '.replicator', path('base.img.replicator'))
 
         change_fraction(src, size, 0.02, seed=9)
-        read = best(n, lambda: None, lambda: plain_read(src))
-        dig = best(n, reset_dst, lambda: mover(source=src, target=dst, plan_kind='digests', workers=a.workers,
-                                                change_id='b3'))
+        res = best_of_group(n, [('read', lambda: None, lambda: plain_read(src)),
+                                ('digests', reset_dst, lambda: mover(source=src, target=dst, plan_kind='digests',
+                                                                     workers=a.workers, change_id='b3'))])
+        read, dig = res['read'], res['digests']
         rows.append(('digest incremental (2% changed)', dig, 'plain sequential read', read))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -238,10 +243,10 @@ def main():
             continue
         seen.add(name)
         keys = ('bytes_planned', 'bytes_read', 'bytes_zero', 'bytes_data', 'bytes_compressed', 'bytes_sent',
-                'bytes_written', 'bytes_unchanged', 'bytes_deduplicated')
+                'bytes_written', 'bytes_unchanged', 'bytes_deduplicated', 'blocks_sent_raw')
         print('%s: %s' % (name, ', '.join('%s=%d' % (k, st.get(k, 0)) for k in keys)))
-        print('    durations: %s' % ', '.join('%s %.3f' % (k.replace('_seconds', ''), v)
-                                             for k, v in sorted(st['durations'].items())))
+        durations = sorted(st['durations'].items())
+        print('    durations: %s' % ', '.join('%s %.3f' % (k.replace('_seconds', ''), v) for k, v in durations))
         print('    cpu seconds: %s' % _cpu_line(st))
 
 

@@ -64,3 +64,27 @@ def test_index_skips_zero_blocks_and_keeps_first():
     m.set(2, block_digest(b'a'))
     idx = index_of_map(m, 7)
     assert idx == {block_digest(b'a'): (7, MIB, MIB)}
+
+
+def test_changed_ranges_pages_coalesced_and_short_tail():
+    from ansible_collections.replicator.vsphere.plugins.module_utils.digests import changed_ranges
+    old = bytearray(MIB + 1000)
+    new = bytearray(old)
+    assert changed_ranges(old, new) == []
+    new[5] = 1                          # page 0
+    new[4096 * 17 + 3] = 2              # pages 17 and 18 (two bytes) -> one run across a 64 KiB chunk boundary
+    new[4096 * 18] = 3
+    new[65536 * 3 - 1] = 4              # last page of chunk 2 and first of chunk 3: one run
+    new[65536 * 3] = 5
+    new[MIB + 999] = 6                  # the short tail page
+    assert changed_ranges(old, new) == [(0, 4096), (4096 * 17, 8192), (65536 * 3 - 4096, 8192), (MIB, 1000)]
+    assert changed_ranges(memoryview(old), bytes(new), page=512, chunk=4096)[0] == (0, 512)
+    assert changed_ranges(bytes(10), b'\x00' * 9 + b'\x01') == [(0, 10)]
+
+
+def test_changed_ranges_rejects_mismatched_input():
+    from ansible_collections.replicator.vsphere.plugins.module_utils.digests import changed_ranges
+    with pytest.raises(ValueError):
+        changed_ranges(bytes(10), bytes(11))
+    with pytest.raises(ValueError):
+        changed_ranges(bytes(10), bytes(10), page=4096, chunk=6000)
