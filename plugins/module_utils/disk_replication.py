@@ -91,15 +91,18 @@ def replica_disk(target, source_uuid, disk_key, run_id, now):
                    hint='Run replica_register again: it adds replica disks for new source disks.')
 
 
+COPY_HINT = ('Nothing was committed: the replica keeps its last restore point and changeId. Fix the cause and run '
+             'the cycle again.')
+
+
 @contextlib.contextmanager
-def data_path_errors(action):
-    """Data path failures (endpoints, transport, receiver, store) as ReplicationError: nothing was committed."""
+def data_path_errors(action, error_class=None, hint=COPY_HINT):
+    """Data path failures (endpoints, transport, receiver, store) as a typed error (ReplicationError by default)
+    naming the action, the failure class and a hint."""
     try:
         yield
     except DATA_PATH_ERRORS as exc:
-        raise ReplicationError('%s failed: %s' % (action, exc), fault=type(exc).__name__,
-                               hint='Nothing was committed: the replica keeps its last restore point and changeId. '
-                                    'Fix the cause and run the cycle again.')
+        raise (error_class or ReplicationError)('%s failed: %s' % (action, exc), fault=type(exc).__name__, hint=hint)
 
 
 def _map(path, mounts, what):

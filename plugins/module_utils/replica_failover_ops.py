@@ -18,7 +18,6 @@ Every step reads what is there before acting, so a run interrupted anywhere is f
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import contextlib
 import time
 
 try:
@@ -27,7 +26,7 @@ except ImportError:  # pragma: no cover - the client reports the missing library
     vim = None
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.datastore_paths import DatastorePathError, local_path
-from ansible_collections.replicator.vsphere.plugins.module_utils.disk_replication import DATA_PATH_ERRORS, receiver_spec
+from ansible_collections.replicator.vsphere.plugins.module_utils.disk_replication import data_path_errors, receiver_spec
 from ansible_collections.replicator.vsphere.plugins.module_utils.failover_plan import (
     TARGET_STATES, FailoverPlanError, TransitionRefused, check_transition, choose_point, position,
 )
@@ -51,22 +50,16 @@ FAILOVER_SNAPSHOT = 'replicator-failover'
 PATHS = REPLICA_PATHS + ['snapshot', 'network']
 
 
+STORE_HINT = ('The replica disk stores are on the receiver host: check receiver and target_datastore_paths, then run '
+              'again (every step is resumable).')
+
+
 class FailoverError(VsphereError):
     """The failover step cannot be done as asked."""
 
 
 def _iso(now):
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))
-
-
-@contextlib.contextmanager
-def _store_errors(action):
-    try:
-        yield
-    except DATA_PATH_ERRORS as exc:
-        raise FailoverError('%s failed: %s' % (action, exc), fault=type(exc).__name__,
-                            hint='The replica disk stores are on the receiver host: check receiver and '
-                                 'target_datastore_paths, then run again (every step is resumable).')
 
 
 class Replica(object):
@@ -108,7 +101,7 @@ class Replica(object):
 
     def store_op(self, op, target, **extra):
         request = dict(extra, op=op, target=target, state_dir=default_state_dir(target), allowed_roots=self.roots)
-        with _store_errors('%s of replica disk %s' % (op, target)):
+        with data_path_errors('%s of replica disk %s' % (op, target), FailoverError, STORE_HINT):
             return run_store_op(self.receiver, request)
 
     def inspect(self):

@@ -12,6 +12,7 @@ replicas whose instance UUID was changed. A VM is never adopted by name.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
 import posixpath
 
 try:
@@ -60,12 +61,19 @@ class NotOurReplica(VsphereError):
     """A VM on the target is in the replica's way but does not replicate this source VM."""
 
 
-def target_client(source, params):
-    """(client, owned) for the target site: the source session itself when both are the same endpoint and user."""
+@contextlib.contextmanager
+def target_session(source, params):
+    """The client of the target site for a `with` block: the source session itself when both are the same endpoint
+    and user, else a session of its own, logged out at the end."""
     settings = target_connection_params(params)
     if settings == connection_params(params):
-        return source, False
-    return connect(settings), True
+        yield source
+        return
+    client = connect(settings)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def source_identity(client, vm, props):

@@ -197,7 +197,7 @@ stats:
 import time
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.disk_replication import replicate
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_client
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_session
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
     receiver_argument_spec, target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
 )
@@ -243,13 +243,9 @@ def main():
         module.fail_json(msg='retention must keep at least 1 restore point, got %d' % params['retention'])
 
     def body(source):
-        target, owned = target_client(source, params)
-        try:
+        with target_session(source, params) as target:
             vm = find_vm(source, vm_identity_params(params))
             return replicate(source, target, vm, params, time.time(), module.check_mode)
-        finally:
-            if owned:
-                target.close()
 
     run_module(module, body)
 

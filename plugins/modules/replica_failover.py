@@ -157,7 +157,7 @@ task:
 import time
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_failover_ops import ensure
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_client
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_session
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
     receiver_argument_spec, target_connection_argument_spec, target_connection_params, vm_identity_argument_spec,
     vm_identity_params,
@@ -200,12 +200,8 @@ def main():
     def body(client):
         if by_replica:  # the client is the target: the source site may be down
             return ensure(None, client, opts, time.time(), module.check_mode)
-        target, owned = target_client(client, params)
-        try:
+        with target_session(client, params) as target:
             return ensure(client, target, opts, time.time(), module.check_mode)
-        finally:
-            if owned:
-                target.close()
 
     run_module(module, body, settings=target_connection_params(params) if by_replica else None)
 

@@ -260,7 +260,7 @@ import time
 import uuid
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import (
-    ensure_absent, ensure_present, target_client,
+    ensure_absent, ensure_present, target_session,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
     target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
@@ -312,8 +312,7 @@ def main():
     identity = vm_identity_params(params)
 
     def body(source):
-        target, owned = target_client(source, params)
-        try:
+        with target_session(source, params) as target:
             now = int(time.time())
             if params['state'] == 'present':
                 return ensure_present(source, target, find_vm(source, identity), opts, now, module.check_mode)
@@ -324,9 +323,6 @@ def main():
                     raise
                 vm = None  # the source is gone: its instance UUID still identifies the replica
             return ensure_absent(source, target, vm, identity['uuid'], opts, now, module.check_mode)
-        finally:
-            if owned:
-                target.close()
 
     run_module(module, body)
 
