@@ -26,6 +26,8 @@ step "The source site"
 step "Cycle 1: full replication of every VM"
 "${PLAYBOOK[@]}" playbooks/replicate.yml
 cp "$REPORTS/report.md" "$REPORTS/report-cycle1.md"
+cp "$REPORTS/report.json" "$REPORTS/report-cycle1.json"
+"${LABCTL[@]}" checksum app01 > "$REPORTS/app01-cycle1.json"
 
 step "Guest writes: 2% of app01's second disk, 20 KB of db01, zeros over data on web01"
 "${LABCTL[@]}" write app01 --disk 1 --percent 2 --seed 11 | "$PY" -c 'import json,sys; r=json.load(sys.stdin); print("app01 disk 1: %d bytes in %d ranges" % (sum(n for _o, n in r["ranges"]), len(r["ranges"])))'
@@ -44,6 +46,28 @@ r = json.load(sys.stdin)
 for d in r["disks"]:
     print("%-6s disk %d -> %-14s %s  %s" % (d["vm"], d["disk"], d["replica"], d["source_sha256"][:16], "equal" if d["equal"] else "DIFFERENT"))
 sys.exit(0 if r["equal"] else 1)'
+
+# checksums of app01's replica disks vs a saved source checksum file (or the live source disks)
+replica_matches() {
+  "${LABCTL[@]}" checksum app01_replica --site target | "$PY" -c 'import json,sys
+replica = [d["sha256"] for d in json.load(sys.stdin)["disks"]]
+source = [d["sha256"] for d in json.load(open(sys.argv[1]))["disks"]]
+for i, (a, b) in enumerate(zip(source, replica)):
+    print("  app01 disk %d: source %s replica %s %s" % (i, a[:16], b[:16], "equal" if a == b else "DIFFERENT"))
+sys.exit(0 if source == replica and len(source) == len(replica) else 1)' "$1"
+}
+cycle1=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$REPORTS/report-cycle1.json")
+
+step "Test failover of app01 to the older restore point $cycle1 (isolated network, source untouched)"
+"${PLAYBOOK[@]}" playbooks/failover.yml -l app01 -e failover_state=test -e failover_restore_point="$cycle1" \
+  -e '{"failover_test_network": "DR Network"}'
+echo "app01's replica now holds the bytes of cycle 1:"
+replica_matches "$REPORTS/app01-cycle1.json"
+
+step "Undo the test failover: the replica returns to the newest restore point"
+"${PLAYBOOK[@]}" playbooks/failover.yml -l app01 -e failover_state=undone
+"${LABCTL[@]}" checksum app01 > "$REPORTS/app01-now.json"
+replica_matches "$REPORTS/app01-now.json"
 
 step "Run report (cycle 2)"
 cat "$REPORTS/report.md"
