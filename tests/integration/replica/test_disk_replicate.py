@@ -9,6 +9,8 @@ __metaclass__ = type
 
 import pytest
 
+from integration_servers import free_port
+
 pytestmark = pytest.mark.timeout(600)
 
 MIB = 1 << 20
@@ -115,7 +117,15 @@ def test_bad_input_is_clear(lab, conn, run, setup):
         assert no_snap['failed'] and "Snapshot 'no-such-snapshot' not found" in no_snap['msg']
         bad_block = run('disk_replicate', _args(lab, conn, snap._moId, 2000, block_size=1000), site='source')
         assert bad_block['failed'] and 'power of two' in bad_block['msg']
-        cbt_forced = run('disk_replicate', _args(lab, conn, snap._moId, 2000, plan='cbt'), site='source')
-        assert not cbt_forced.get('failed'), cbt_forced.output  # CBT epoch is intact again after the reset cycle
+        unknown = run('disk_replicate', dict(_args(lab, conn, snap._moId, 2000), name='no-such-vm'), site='source')
+        assert unknown['failed'] and "VM 'no-such-vm' not found" in unknown['msg']
+        bad_password = run('disk_replicate', dict(_args(lab, conn, snap._moId, 2000), password='wrong'),
+                           site='source')
+        assert bad_password['failed'] and bad_password['fault'] == 'InvalidLogin'
+        assert 'wrong' not in bad_password['msg'] and conn['password'] not in bad_password.output
+        down = free_port()
+        unreachable = run('disk_replicate', dict(_args(lab, conn, snap._moId, 2000),
+                                                 target=dict(conn['target'], port=down), timeout=5), site='source')
+        assert unreachable['failed'] and 'Cannot reach' in unreachable['msg'] and str(down) in unreachable['msg']
     finally:
         lab.wait(snap.RemoveSnapshot_Task(False))
