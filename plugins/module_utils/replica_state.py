@@ -235,3 +235,38 @@ def merged(options, pairs):
         else:
             current[key] = value
     return sorted(current.items())
+
+
+CYCLE_STATUSES = ('success', 'failed')
+
+
+def seal_cycle(state, cycle, retention=None):
+    """The extraConfig changes that record a finished replication cycle of the VM: `last_cycle` always, and for a
+    successful one a restore point {id, created, consistency} appended to `points` (once per id), the oldest points
+    dropped beyond `retention`. cycle: {id, status, started, finished, consistency, bytes_sent, bytes_written,
+    error}; times as epoch seconds or ISO 8601."""
+    if not cycle:
+        return {}
+    if not cycle.get('id'):
+        raise ValueError('cycle needs an id (the restore point id the disks were committed with)')
+    status = cycle.get('status', 'success')
+    if status not in CYCLE_STATUSES:
+        raise ValueError('cycle status must be one of %s, got %r' % (', '.join(CYCLE_STATUSES), status))
+    finished = to_epoch(cycle.get('finished'))
+    record = {'id': str(cycle['id']), 'status': status, 'started': to_epoch(cycle.get('started')), 'finished': finished}
+    for key in ('consistency', 'bytes_sent', 'bytes_written', 'error'):
+        if cycle.get(key) is not None:
+            record[key] = cycle[key]
+    changes = {}
+    if state.get('last_cycle') != record:
+        changes['last_cycle'] = record
+    points = list(state.get('points') or [])
+    if status == 'success' and not any(p.get('id') == record['id'] for p in points):
+        created = datetime.datetime.fromtimestamp(finished if finished is not None else 0, datetime.timezone.utc)
+        points.append({'id': record['id'], 'created': created.strftime('%Y-%m-%dT%H:%M:%SZ'),
+                       'consistency': cycle.get('consistency') or 'crash'})
+    if retention:
+        points = points[-int(retention):]
+    if points != list(state.get('points') or []):
+        changes['points'] = points
+    return changes

@@ -25,7 +25,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.replica_spec im
     replica_name, source_networks,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import (
-    LockHeld, acquire_lock, changed_pairs, decode, encode, merged, release_allowed, state_facts,
+    LockHeld, acquire_lock, changed_pairs, decode, encode, merged, release_allowed, seal_cycle, state_facts,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.vm_disks import split_datastore_path
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
@@ -348,6 +348,7 @@ def ensure_present(source, target, identity_vm, opts, now, check_mode):
         disks = dict((k, v) for k, v in entries.items() if (current.get('disks') or {}).get(k) != v)
         if disks:
             changes['disks'] = disks
+        changes.update(seal_cycle(current, opts.get('cycle'), opts.get('retention')))
         return changes
 
     changed, state = write_state(target, vm, change, "Writing the replication state of '%s'" % rprops['name'],

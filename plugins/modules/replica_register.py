@@ -113,6 +113,45 @@ options:
       - Lease time of the lock in seconds; another run may take the lock over once it has expired.
     type: int
     default: 3600
+  cycle:
+    description:
+      - Seal a finished replication cycle in the replica's state, in the same write as the rest (typically with
+        O(lock=release) at the end of a cycle). C(last_cycle) is always recorded; a successful cycle adds a restore
+        point C({id, created, consistency}) to C(points), once per id. M(replicator.vsphere.replica_info) reports RPO
+        from them.
+    type: dict
+    suboptions:
+      id:
+        description: The restore point id the disks were committed with (C(cycle_id) of M(replicator.vsphere.disk_replicate)).
+        type: str
+        required: true
+      status:
+        description: How the cycle ended.
+        type: str
+        choices: [success, failed]
+        default: success
+      started:
+        description: Start time, epoch seconds or ISO 8601.
+        type: raw
+      finished:
+        description: End time, epoch seconds or ISO 8601; the restore point's creation time.
+        type: raw
+      consistency:
+        description: How the restore point was made, for example V(application), V(file-system) or V(crash).
+        type: str
+      bytes_sent:
+        description: Bytes sent by the cycle, for the record.
+        type: int
+      bytes_written:
+        description: Bytes written by the cycle, for the record.
+        type: int
+      error:
+        description: Why a failed cycle failed.
+        type: str
+  retention:
+    description:
+      - Restore points kept in C(points); the oldest are dropped beyond it (keep it equal to the disks' retention).
+    type: int
   task_timeout:
     description:
       - Seconds to wait for each vSphere task (create, reconfigure, power off, destroy).
@@ -262,6 +301,7 @@ import uuid
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import (
     ensure_absent, ensure_present, target_session,
 )
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import seal_cycle
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
     target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
 )
@@ -295,6 +335,17 @@ def main():
         lock_owner=dict(type='str'),
         lock_run_id=dict(type='str'),
         lock_ttl=dict(type='int', default=3600),
+        cycle=dict(type='dict', options=dict(
+            id=dict(type='str', required=True),
+            status=dict(type='str', choices=['success', 'failed'], default='success'),
+            started=dict(type='raw'),
+            finished=dict(type='raw'),
+            consistency=dict(type='str'),
+            bytes_sent=dict(type='int'),
+            bytes_written=dict(type='int'),
+            error=dict(type='str'),
+        )),
+        retention=dict(type='int'),
         task_timeout=dict(type='int', default=3600),
     )
     module = vsphere_module(spec, required_one_of=[('name', 'uuid', 'moid')],
@@ -305,6 +356,12 @@ def main():
     params = module.params
     if params['lock_ttl'] <= 0:
         module.fail_json(msg='lock_ttl must be a positive number of seconds, got %s' % params['lock_ttl'])
+    if params['retention'] is not None and params['retention'] < 1:
+        module.fail_json(msg='retention must keep at least 1 restore point, got %s' % params['retention'])
+    try:
+        seal_cycle({}, params['cycle'])
+    except ValueError as exc:
+        module.fail_json(msg='cycle: %s' % exc)
     opts = dict(params)
     opts['lock_owner'] = params['lock_owner'] or default_owner()
     opts['lock_run_id'] = params['lock_run_id'] or uuid.uuid4().hex

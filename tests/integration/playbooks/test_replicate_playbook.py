@@ -83,6 +83,15 @@ def test_full_unchanged_incremental_and_a_failing_vm(lab, inventory):
     si = lab.connect('source')
     for name in VMS:
         assert lab.find_vm(si, name).snapshot is None
+    # every successful cycle is sealed on the replica: three restore points, the last cycle, no lock
+    target = lab.connect('target')
+    for name in VMS:
+        extra = dict((o.key, o.value) for o in lab.find_vm(target, name + '_replica').config.extraConfig)
+        points = json.loads(extra['replicator.points'])
+        assert len(points) == 3 and points[-1]['consistency'] == 'crash'
+        last = json.loads(extra['replicator.last_cycle'])
+        assert last['status'] == 'success' and last['id'] == points[-1]['id']
+        assert not extra.get('replicator.lock')
     for name in VMS:
         lab.labctl('checksum', name)  # the VMs are intact and readable
 

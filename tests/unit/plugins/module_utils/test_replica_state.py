@@ -136,3 +136,30 @@ def test_changed_pairs_and_merged_follow_vsphere_semantics():
     after = merged(options, [('replicator.lock', ''), ('replicator.points', '[]')])
     assert after == [('other', 'x'), ('replicator.format', '1'), ('replicator.points', '[]'),
                      ('replicator.state', 'ready')]
+
+
+def test_seal_cycle_records_points_once_and_keeps_retention():
+    from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import seal_cycle
+    state = {'points': [{'id': 'r1', 'created': '2026-11-25T06:00:00Z', 'consistency': 'crash'}]}
+    cycle = {'id': 'r2', 'status': 'success', 'started': 1000.0, 'finished': 1764050400.0,
+             'consistency': 'file-system', 'bytes_sent': 10}
+    changes = seal_cycle(state, cycle, retention=5)
+    assert [p['id'] for p in changes['points']] == ['r1', 'r2']
+    assert changes['points'][1] == {'id': 'r2', 'created': '2025-11-25T06:00:00Z', 'consistency': 'file-system'}
+    assert changes['last_cycle'] == {'id': 'r2', 'status': 'success', 'started': 1000.0, 'finished': 1764050400.0,
+                                     'consistency': 'file-system', 'bytes_sent': 10}
+    sealed = dict(state, **changes)
+    assert seal_cycle(sealed, cycle, retention=5) == {}  # idempotent
+    assert [p['id'] for p in seal_cycle(sealed, dict(cycle, id='r3'), retention=2)['points']] == ['r2', 'r3']
+
+
+def test_seal_cycle_failed_records_no_point_and_bad_input():
+    from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import seal_cycle
+    changes = seal_cycle({}, {'id': 'r9', 'status': 'failed', 'finished': '2026-11-25T08:00:00Z', 'error': 'boom'})
+    assert 'points' not in changes and changes['last_cycle']['status'] == 'failed'
+    assert changes['last_cycle']['error'] == 'boom'
+    assert seal_cycle({}, None) == {}
+    with pytest.raises(ValueError, match='cycle needs an id'):
+        seal_cycle({}, {'status': 'success'})
+    with pytest.raises(ValueError, match='status must be one of'):
+        seal_cycle({}, {'id': 'x', 'status': 'maybe'})
