@@ -21,22 +21,20 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.mover import Mo
 from ansible_collections.replicator.vsphere.plugins.module_utils.plan_choice import PlanChoiceError, choose_plan
 from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import ReceiverError
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import decode
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStoreError
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStoreError, default_state_dir
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import (
     find_replica, refuse_foreign_lock, write_state,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import (
     SshReceiverSpec, TransportError, run_store_op,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.store_ops import default_state_dir
-from ansible_collections.replicator.vsphere.plugins.module_utils.vm_disks import disk_facts
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_changed_areas import (
     CbtUnavailable, changed_areas,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors import NotFound, VsphereError
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import vm_summary
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_properties import fetch
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_snapshots import find_one, walk
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_snapshots import find_one, snapshot_disks, walk
 
 SOURCE_PATHS = ['name', 'config.instanceUuid', 'snapshot']
 DATA_PATH_ERRORS = (EndpointError, MoverError, ReceiverError, ReplicaStoreError, TransportError, OSError)
@@ -63,7 +61,7 @@ def source_snapshot_disk(client, vm, snapshot, disk_key):
     if node is None:
         raise NotFound("Snapshot '%s' not found on VM '%s'" % (snapshot, props['name']), fault='NotFound',
                        hint='Pass the name or moid that vm_snapshot returned for this cycle.')
-    disks = disk_facts(fetch(client, node.ref, ['config.hardware.device'])['config.hardware.device'])
+    disks = snapshot_disks(client, node.ref)
     disk = next((d for d in disks if d['key'] == disk_key), None)
     if disk is None:
         raise NotFound("VM '%s' has no disk with key %s in snapshot '%s' (disks: %s)"

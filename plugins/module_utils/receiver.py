@@ -50,14 +50,6 @@ class ReceiverError(Exception):
     """The receiver refused or failed the cycle; nothing of it is committed."""
 
 
-def default_state_dir(target):
-    """State directory beside a file target: <dir>/<name>.replicator."""
-    if '://' in target and not target.startswith('file://'):
-        raise ReceiverError('a state_dir is required for target %s (it is not a local file)' % target)
-    path = target[len('file://'):] if target.startswith('file://') else target
-    return path + '.replicator'
-
-
 def _create_file(path, capacity, allowed_roots):
     if allowed_roots is not None:
         real = os.path.realpath(path)
@@ -106,7 +98,7 @@ class Receiver(object):
 
     def hello(self, params):
         """Open the target and its store, recover, load state, begin the cycle. Returns (state dict, maps dict)."""
-        from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
+        from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore, default_state_dir
         target = params['target']
         self.capacity = int(params['capacity'])
         self.block_size = int(params['block_size'])
@@ -180,7 +172,7 @@ class Receiver(object):
         return dmap
 
     def _open_dedupe_source(self, src):
-        from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
+        from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore, default_state_dir
         sid = int(src['id'])
         if sid <= 0 or sid > 65535:
             raise ReceiverError('dedupe source ids are 1..65535, got %r' % (src['id'],))

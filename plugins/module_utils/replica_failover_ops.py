@@ -37,7 +37,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm impo
     resolve_networks, source_portgroup_names, write_state,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import run_store_op
-from ansible_collections.replicator.vsphere.plugins.module_utils.store_ops import default_state_dir
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import default_state_dir
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors import NotFound, VsphereError
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_datacenter, find_vm, vm_summary
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_properties import fetch

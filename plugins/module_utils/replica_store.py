@@ -41,6 +41,15 @@ class ReplicaStoreError(Exception):
     """What is wrong with the replica state and what to do about it."""
 
 
+def default_state_dir(target):
+    """The store directory of a replica disk given as a path or file:// URI: beside it, `<disk>.replicator`.
+    Other targets (NBD) have no "beside": their state_dir must be given."""
+    if '://' in target and not target.startswith('file://'):
+        raise ReplicaStoreError('a state_dir is required for target %s (it is not a local file)' % target)
+    path = target[len('file://'):] if target.startswith('file://') else target
+    return path + '.replicator'
+
+
 def _now():
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
 

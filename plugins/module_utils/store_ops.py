@@ -21,15 +21,11 @@ import json
 import os
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import open_endpoint
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore, ReplicaStoreError
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import (
+    ReplicaStore, ReplicaStoreError, default_state_dir,
+)
 
 OPERATIONS = ('inspect', 'recover', 'rollback', 'roll_forward', 'commit_rollback', 'prune')
-
-
-def default_state_dir(target):
-    """The store directory of a replica disk: beside it, `<disk>.replicator`."""
-    path = target[len('file://'):] if target.startswith('file://') else target
-    return path + '.replicator'
 
 
 def summary(store):

@@ -12,11 +12,12 @@ from __future__ import absolute_import, division, print_function
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+
+from integration_servers import free_port
 
 __metaclass__ = type
 
@@ -49,14 +50,7 @@ class AnsibleModuleRunner(object):
                         ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, 'callback_plugins'),
                         ANSIBLE_CALLBACKS_ENABLED='save_result')
 
-    @staticmethod
-    def free_port():
-        """A loopback port nothing listens on (bound, then released)."""
-        sock = socket.socket()
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-        sock.close()
-        return port
+    free_port = staticmethod(free_port)  # a loopback port nothing listens on, for the unreachable-host tests
 
     def connection(self, site='source'):
         s = self.lab.state['sites'][site]
