@@ -26,7 +26,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(ACROOT)
 export PYTHONPATH := $(ACROOT)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: all deps venv acroot sanity units lint integration test demo lab-up lab-down clean bench
+.PHONY: all deps venv acroot sanity units lint integration molecule test demo lab-up lab-down clean bench
 
 all: test
 
@@ -75,7 +75,11 @@ lint: venv acroot
 integration: deps venv acroot
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_OPTS)
 
-test: sanity units lint integration
+# Role scenarios in extensions/molecule/*: each starts its own lab (default driver, no containers).
+molecule: deps venv acroot
+	NO_COLOR=1 $(VENV)/bin/molecule test --all
+
+test: sanity units lint integration molecule
 
 lab-up: deps venv acroot
 	$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) up
