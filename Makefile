@@ -26,7 +26,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(ACROOT)
 export PYTHONPATH := $(ACROOT)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: all deps venv acroot sanity units lint integration molecule test demo lab-up lab-down clean bench
+.PHONY: all deps venv acroot sanity units lint integration molecule test demo lab-up lab-down clean bench ee-context
 
 all: test
 
@@ -89,6 +89,13 @@ lab-down: venv
 
 demo: deps venv acroot
 	PY=$(PY) LAB_DIR=$(LAB_DIR) tests/lab/demo.sh
+
+# Build context of an execution environment for AWX / Automation Controller (podman or docker builds it).
+ee-context: venv
+	rm -rf $(BUILD)/ee && mkdir -p $(BUILD)/ee
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/ee .
+	mv $(BUILD)/ee/replicator-vsphere-*.tar.gz $(BUILD)/ee/replicator-vsphere.tar.gz
+	$(VENV)/bin/ansible-builder create -f execution-environment.yml --context $(BUILD)/ee/context
 
 bench: deps venv acroot
 	$(PY) tests/bench/bench_mover.py
