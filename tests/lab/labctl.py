@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Control the local vSphere lab: two labd processes (source vCenter, target ESXi host).
 
-Commands: build, up, down, status, write, checksum, inventory, reset-cbt, defer-consolidate.
+Commands: build, up, down, status, write, checksum, inventory, reset-cbt, defer-consolidate, proxy.
 The work directory (default <repo>/.lab, or --workdir / LAB_DIR) holds everything the lab writes.
 """
 
@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -160,7 +161,7 @@ def cmd_up(args):
     ports = {'source': args.source_port, 'target': args.target_port}
     try:
         for name in SITES:
-            for sub in ('datastores', 'ready.json'):
+            for sub in ('datastores', 'ready.json', 'devices'):
                 path = os.path.join(workdir, name, sub)
                 if os.path.isdir(path):
                     shutil.rmtree(path)
@@ -175,6 +176,7 @@ def cmd_up(args):
             site['datastores'] = lab_info['datastores']
             site['datacenter'] = 'SRC-DC' if name == 'source' else 'ha-datacenter'
             site['vms'] = lab_info['vms']
+            site['device_dir'] = os.path.join(workdir, name, 'devices')  # hot-added disks, as /dev/disk/by-id
             sites[name] = site
     except BaseException:
         for proc, _ready in started.values():
@@ -360,6 +362,65 @@ def cmd_control(args):
     print(json.dumps(out))
 
 
+def cmd_proxy(args):
+    """Create a hot-add proxy VM on a site (tests/lab/README.md, "Hot-add proxies"): a powered-on VM with a
+    paravirtual SCSI controller, no disks, extraConfig labd.proxy=TRUE and disk.EnableUUID=TRUE (unless
+    --no-enable-uuid). Disks attached to it show up under the site's device_dir. Needs pyVmomi."""
+    from pyVim.connect import Disconnect, SmartConnect  # only this command talks SOAP
+    from pyVim.task import WaitForTask
+    from pyVmomi import vim
+    state = load_state(workdir_of(args))
+    site = state['sites'][args.site]
+    si = SmartConnect(host=site['host'], port=site['port'], user=site['username'], pwd=site['password'],
+                      sslContext=ssl_context(site['cafile']))
+    try:
+        content = si.RetrieveContent()
+        dc = [e for e in content.rootFolder.childEntity if isinstance(e, vim.Datacenter)][0]
+        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+        try:
+            hosts = sorted(view.view, key=lambda h: h.name)
+        finally:
+            view.DestroyView()
+        host = [h for h in hosts if h.name == args.host][0] if args.host else hosts[0]
+        controller = vim.vm.device.VirtualDeviceSpec(operation='add', device=vim.vm.device.ParaVirtualSCSIController(
+            key=1000, busNumber=0, sharedBus='noSharing'))
+        extra = [vim.option.OptionValue(key='labd.proxy', value='TRUE')]
+        if not args.no_enable_uuid:
+            extra.append(vim.option.OptionValue(key='disk.EnableUUID', value='TRUE'))
+        spec = vim.vm.ConfigSpec(name=args.name, guestId='otherLinux64Guest', numCPUs=1, memoryMB=512,
+                                 deviceChange=[controller], extraConfig=extra,
+                                 files=vim.vm.FileInfo(vmPathName='[%s]' % sorted(site['datastores'])[0]))
+        task = dc.vmFolder.CreateVM_Task(config=spec, pool=host.parent.resourcePool, host=host)
+        WaitForTask(task)
+        vm = task.info.result
+        WaitForTask(vm.PowerOnVM_Task())
+        print(json.dumps({'name': args.name, 'moid': vm._moId, 'site': args.site, 'host': host.name,
+                          'device_dir': site.get('device_dir')}))
+    finally:
+        Disconnect(si)
+
+
+def cmd_serve_nbd(args):
+    """Serve a lab disk (descriptor path) read-only over NBD on a unix socket, in the background: what
+    nbdkit-vddk or qemu-nbd serve on a real host. Lab deltas are raw full images (see README), so the descriptor's
+    extent file is served as it is; qemu-nbd would read a real vmfsSparse chain instead."""
+    extent = None
+    with open(args.descriptor) as f:
+        for line in f:
+            match = re.match(r'^RW\s+\d+\s+\w+\s+"([^"]+)"', line.strip())
+            if match:
+                extent = os.path.join(os.path.dirname(os.path.abspath(args.descriptor)), match.group(1))
+                break
+    if extent is None or not os.path.exists(extent):
+        raise LabError('%s: no extent file found' % args.descriptor)
+    proc = subprocess.run(['nbdkit', '--unix', args.socket, '--pidfile', args.pidfile, '--readonly', 'file', extent],
+                          capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise LabError('nbdkit failed: %s' % proc.stderr.strip())
+    print(json.dumps({'descriptor': args.descriptor, 'extent': extent, 'socket': args.socket,
+                      'uri': 'nbd+unix:///?socket=%s' % args.socket}))
+
+
 def cmd_inventory(args):
     """An inventory for the lab: `replicator_lab` (localhost, the data mover), `replicated_vms` (one host per source
     VM, modules delegated to localhost), and group_vars/all.yml with both sites and the replicate role's settings."""
@@ -388,6 +449,7 @@ def cmd_inventory(args):
         'replicate_target_datastore_paths': state['sites']['target']['datastores'],
         'replicate_report_dir': os.path.join(os.path.dirname(os.path.abspath(args.output)), 'reports'),
         'replicate_orphan_min_age': 0,
+        'replicate_poll_interval': 1,
     }
     # JSON is valid YAML: no YAML library needed
     for rel, data in (('hosts.yml', hosts), (os.path.join('group_vars', 'all.yml'), group)):
@@ -431,6 +493,15 @@ def parser():
     cmp_.add_argument('vms', nargs='*', help='source VMs (default: all)')
     cmp_.add_argument('--replica-name', default='{name}_replica', help='replica name pattern ({name} = source VM)')
     cmp_.add_argument('--snapshot', help='compare a source snapshot instead of the live disks')
+    px = sub.add_parser('proxy', help='create a hot-add proxy VM (disks attached to it appear under device_dir)')
+    px.add_argument('name')
+    px.add_argument('--site', choices=SITES, default='source')
+    px.add_argument('--host', help='host to place it on (default: the first by name)')
+    px.add_argument('--no-enable-uuid', action='store_true', help='leave disk.EnableUUID unset (no by-id names)')
+    n = sub.add_parser('serve-nbd', help='serve a disk read-only over NBD on a unix socket (nbdkit, background)')
+    n.add_argument('descriptor', help='VMDK descriptor path on a lab datastore')
+    n.add_argument('--socket', required=True)
+    n.add_argument('--pidfile', required=True)
     i = sub.add_parser('inventory', help='write an Ansible inventory for the lab')
     i.add_argument('--output', required=True)
     for name in ('reset-cbt', 'defer-consolidate'):
@@ -443,7 +514,8 @@ def parser():
 
 
 COMMANDS = {'build': None, 'up': cmd_up, 'down': cmd_down, 'status': cmd_status, 'write': cmd_write, 'checksum': cmd_checksum,
-            'compare': cmd_compare, 'inventory': cmd_inventory, 'reset-cbt': cmd_control, 'defer-consolidate': cmd_control}
+            'compare': cmd_compare, 'inventory': cmd_inventory, 'serve-nbd': cmd_serve_nbd, 'reset-cbt': cmd_control, 'defer-consolidate': cmd_control,
+            'proxy': cmd_proxy}
 
 
 def main(argv=None):

@@ -144,6 +144,12 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/sdk" && r.Method == http.MethodPost:
 		f.serveSOAP(w, r)
+	case r.URL.Path == "/lab/guest":
+		f.lab.serveGuestControl(w, r)
+	case r.URL.Path == "/lab/guestops":
+		f.lab.serveGuestOpsControl(w, r) // guestops.go
+	case r.URL.Path == guestFilePath:
+		f.lab.serveGuestFile(w, r)
 	case len(r.URL.Path) >= 5 && r.URL.Path[:5] == "/lab/":
 		f.lab.serveControl(w, r)
 	default:
@@ -161,6 +167,12 @@ func (f *front) serveSOAP(w http.ResponseWriter, r *http.Request) {
 	f.lab.count(name)
 	method, err := simulator.UnmarshalBody(vimTypes, body)
 	if err == nil {
+		if f.serveGuestPower(w, r, body, name, method) {
+			return
+		}
+		if f.serveGuestOps(w, r, name, method) { // guestops.go
+			return
+		}
 		switch req := method.Body.(type) {
 		case *types.QueryChangedDiskAreas:
 			if !authenticated(r) {

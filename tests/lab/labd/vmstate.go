@@ -153,8 +153,13 @@ func (l *lab) hookFor(m *simulator.Method) *hook {
 			}
 		}
 	case *types.ReconfigVM_Task:
-		h.check = func() types.BaseMethodFault { return staleChangeVersion(vm, req.Spec.ChangeVersion) }
-		h.post = func(*simulator.Task) { l.afterReconfig(v, &req.Spec) }
+		h.check = func() types.BaseMethodFault {
+			if fault := staleChangeVersion(vm, req.Spec.ChangeVersion); fault != nil {
+				return fault
+			}
+			return l.checkHotadd(v, &req.Spec) // hotadd.go
+		}
+		h.post = func(*simulator.Task) { l.afterReconfig(v, &req.Spec); l.afterHotadd(v) }
 	case *types.Destroy_Task:
 		dir := filepath.Dir(l.localPath(vm.Config.Files.VmPathName))
 		h.post = func(*simulator.Task) {
@@ -164,6 +169,7 @@ func (l *lab) hookFor(m *simulator.Method) *hook {
 			l.mu.Lock()
 			delete(l.vms, vmRef.Value)
 			l.mu.Unlock()
+			unpublishVM(vmRef) // hotadd.go
 		}
 	default: // power operations stun the VM
 		h.post = func(*simulator.Task) { l.stun(v) }
