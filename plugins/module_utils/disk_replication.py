@@ -17,6 +17,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.datastore_paths
     DatastorePathError, local_path,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError
+from ansible_collections.replicator.vsphere.plugins.module_utils.hotadd import disk_by_key, hotadd_ends, hotadd_state_dir
 from ansible_collections.replicator.vsphere.plugins.module_utils.mover import MoverError, replicate_disk
 from ansible_collections.replicator.vsphere.plugins.module_utils.plan_choice import PlanChoiceError, choose_plan
 from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import ReceiverError
@@ -28,6 +29,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm impo
 from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import (
     SshReceiverSpec, TransportError, run_store_op,
 )
+from ansible_collections.replicator.vsphere.plugins.module_utils.vm_disks import split_datastore_path
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_changed_areas import (
     CbtUnavailable, changed_areas,
 )
@@ -125,17 +127,30 @@ def replicate(source, target, vm, opts, now, check_mode):
             raise ReplicationError('transport nbd needs source_nbd_uri (the NBD export of this snapshot disk)',
                                    fault='InvalidArgument')
         source_spec = opts['source_nbd_uri']
+    elif opts['transport'] == 'hotadd':
+        source_spec = None  # the block device of the snapshot disk on this proxy, known once attached
     else:
         source_spec = _map(disk['file'], opts.get('source_datastore_paths'), 'source snapshot disk')
-    target_spec = _map(entry['file'], opts.get('target_datastore_paths'), 'replica disk')
+    rdisk = disk_by_key(rprops['config.hardware.device'], rkey, entry)
+    if opts.get('target_transport') == 'hotadd':  # written through the replica disk hot-added to a target proxy
+        mapped = _map(entry['file'], opts['target_datastore_paths'], 'replica disk') \
+            if split_datastore_path(entry['file'])[0] in (opts.get('target_datastore_paths') or {}) else None
+        target_spec, state_dir = None, hotadd_state_dir(rdisk['uuid'], mapped, opts.get('target_state_dir'))
+    else:
+        target_spec = _map(entry['file'], opts.get('target_datastore_paths'), 'replica disk')
+        state_dir = default_state_dir(target_spec)
     receiver = receiver_spec(opts.get('receiver'))
     roots = sorted(set((opts.get('target_datastore_paths') or {}).values()))
-    with data_path_errors('Reading the committed state of replica disk %s' % target_spec):
+    with data_path_errors('Reading the committed state of replica disk %s' % (target_spec or entry['file'])):
         committed = run_store_op(receiver, {'op': 'inspect', 'target': target_spec,
-                                            'state_dir': default_state_dir(target_spec)})['state']
+                                            'state_dir': state_dir})['state']
+    distrust = None
+    if committed.get('change_id') and not entry.get('change_id'):
+        distrust = ("the replica's state records no changeId for this disk (forgotten after a failback, or by "
+                    "replica_register reset_change_ids)")
     try:
         kind, reason, previous = choose_plan(committed if committed['exists'] else None, disk['change_id'],
-                                             disk['capacity_bytes'], opts['plan'])
+                                             disk['capacity_bytes'], opts['plan'], distrust_cbt=distrust)
     except PlanChoiceError as exc:
         raise ReplicationError(str(exc), fault='InvalidArgument')
     extents, qcda_calls = None, 0
@@ -154,20 +169,30 @@ def replicate(source, target, vm, opts, now, check_mode):
               'replica': {'name': rprops['name'], 'moid': rvm._moId, 'disk_key': rkey, 'file': entry['file'],
                           'target': target_spec},
               'plan': plan, 'committed_change_id': committed['change_id'], 'restore_point': None, 'stats': {}}
+    owners = ({'moid': vm._moId, 'name': props['name']}, {'moid': rvm._moId, 'name': rprops['name']})
     if check_mode:
         result['changed'] = kind != 'cbt' or bool(extents)
+        with hotadd_ends(source, target, opts, owners[0], disk, owners[1], rdisk, receiver, check_mode=True) as ends:
+            result['hotadd'] = ends.facts()  # the proxies that would be used; nothing is attached
         return result
     dedupe = [{'target': _map(p, opts.get('target_datastore_paths'), 'dedupe source')}
               for p in opts.get('dedupe_sources') or ()]
-    with data_path_errors('Replicating disk %s of VM %s' % (disk['key'], props['name'])):
-        moved = replicate_disk(source_spec, target_spec, kind, cbt_extents=extents, receiver=receiver,
-                               state_dir=default_state_dir(target_spec), change_id=disk['change_id'],
-                               block_size=opts['block_size'], workers=opts['workers'],
-                               compress_level=opts['compression_level'], bandwidth_mbps=opts['bandwidth_limit'] or 0,
-                               progress_file=opts.get('progress_file'), retention=opts.get('retention'),
-                               allowed_roots=roots or None, cycle_id=opts.get('cycle_id'), dedupe_sources=dedupe,
-                               meta={'vm': props['name'], 'disk_key': disk['key'], 'snapshot': node.name,
-                                     'plan': kind, 'reason': reason})
+    with hotadd_ends(source, target, opts, owners[0], disk, owners[1], rdisk, receiver) as ends:  # always detaches
+        source_spec, target_spec = ends.source or source_spec, ends.target or target_spec
+        result['disk']['source'], result['replica']['target'] = source_spec, target_spec
+        with data_path_errors('Replicating disk %s of VM %s' % (disk['key'], props['name'])):
+            moved = replicate_disk(source_spec, target_spec, kind, cbt_extents=extents, receiver=receiver,
+                                   state_dir=state_dir, change_id=disk['change_id'],
+                                   block_size=opts['block_size'], workers=opts['workers'],
+                                   compress_level=opts['compression_level'],
+                                   bandwidth_mbps=opts['bandwidth_limit'] or 0,
+                                   progress_file=opts.get('progress_file'), retention=opts.get('retention'),
+                                   allowed_roots=(roots + ([ends.target] if ends.target else [])) or None,
+                                   cycle_id=opts.get('cycle_id'), dedupe_sources=dedupe,
+                                   meta={'vm': props['name'], 'disk_key': disk['key'], 'snapshot': node.name,
+                                         'plan': kind, 'reason': reason})
+    if ends.attachments:
+        result['hotadd'] = ends.facts()
     result['stats'] = moved.stats
     result['restore_point'] = moved.restore_point
     result['committed_change_id'] = moved.committed_change_id

@@ -24,12 +24,14 @@ def change_id_epoch(change_id):
     return change_id.rsplit('/', 1)[0].strip()
 
 
-def choose_plan(committed, source_change_id, capacity, requested='auto'):
+def choose_plan(committed, source_change_id, capacity, requested='auto', distrust_cbt=None):
     """(kind, reason, previous_change_id) for a cycle.
 
     committed: the replica store's committed state ({'change_id', 'capacity', 'has_digest_map',
     'restore_points'}) or None for a replica disk that never completed a cycle. source_change_id: the changeId of
     the disk in the cycle snapshot (None when CBT is off or not active yet). previous_change_id is set for 'cbt'.
+    distrust_cbt: why CBT must not be trusted for this cycle although the changeIds would allow it (the source
+    disk was written outside CBT, e.g. by a failback), or None.
     """
     if requested not in PLANS:
         raise PlanChoiceError('plan must be one of %s, got %r' % (', '.join(PLANS), requested))
@@ -50,6 +52,10 @@ def choose_plan(committed, source_change_id, capacity, requested='auto'):
         return 'seeded', 'the replica has no digest map (rolled back or seeded): comparing the whole disk', None
     if requested == 'digests':
         return 'digests', 'digest comparison requested', None
+    if distrust_cbt:
+        if requested == 'cbt':
+            raise PlanChoiceError('plan cbt is not possible: %s' % distrust_cbt)
+        return 'digests', distrust_cbt + ': comparing block digests instead', None
     previous = committed.get('change_id')
     reason = _cbt_unusable(previous, source_change_id)
     if reason:

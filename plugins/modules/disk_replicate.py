@@ -50,9 +50,67 @@ options:
         O(source_datastore_paths).
       - V(nbd) reads an NBD export of the snapshot disk given by O(source_nbd_uri) (for example nbdkit with the
         VDDK plugin, or qemu-nbd on a VMDK chain).
+      - V(hotadd) attaches the snapshot disk read-only (independent non-persistent) to a proxy VM of
+        O(source_proxy_pool) through the vSphere API, reads it as the block device named by the disk UUID in
+        O(device_dir), and detaches it afterwards, also when the copy failed. Works on VMFS, vSAN and NFS. The
+        module must run on the chosen proxy VM (see docs/transports.md).
     type: str
-    choices: [direct, nbd]
+    choices: [direct, nbd, hotadd]
     default: direct
+  source_proxy_pool:
+    description:
+      - Names of the proxy VMs on the source site the snapshot disk may be hot-added to, for O(transport=hotadd).
+      - One is chosen per disk; it must be powered on, have C(disk.EnableUUID=TRUE), a free SCSI slot, fewer than
+        O(proxy_max_disks) disks hot-added by this collection, run on a host that sees the disk's datastore, and
+        not be the source VM itself. The proxy this module runs on is preferred when it qualifies.
+    type: list
+    elements: str
+    default: []
+  device_dir:
+    description:
+      - Where the source proxy shows hot-added disks by UUID (C(wwn-0x<uuid>) or C(scsi-3<uuid>), as udev names
+        VMware disks).
+    type: path
+    default: /dev/disk/by-id
+  target_transport:
+    description:
+      - How the replica disk is written.
+      - V(direct) writes the replica's flat file on a datastore mounted on the receiver host, found through
+        O(target_datastore_paths).
+      - V(hotadd) attaches the replica disk (independent persistent) to a proxy VM of O(target_proxy_pool), writes
+        and flushes the block device named by the disk UUID in O(target_device_dir) on the receiver host, and
+        detaches it afterwards, also when the copy failed. The receiver must run on the chosen target proxy.
+    type: str
+    choices: [direct, hotadd]
+    default: direct
+  target_proxy_pool:
+    description:
+      - Names of the proxy VMs on the target site the replica disk may be hot-added to, for
+        O(target_transport=hotadd); chosen as for O(source_proxy_pool).
+    type: list
+    elements: str
+    default: []
+  target_device_dir:
+    description:
+      - Where the target proxy shows hot-added disks by UUID.
+    type: path
+    default: /dev/disk/by-id
+  target_state_dir:
+    description:
+      - A directory on the receiver host that keeps each replica disk's digest map and restore-point journals, as
+        C(<disk uuid>.replicator), for O(target_transport=hotadd) when the replica datastore is not in
+        O(target_datastore_paths) (VMFS, vSAN). With the datastore mapped, the state stays beside the replica disk.
+    type: path
+  proxy_max_disks:
+    description:
+      - Disks this collection may have hot-added to one proxy VM at the same time.
+    type: int
+    default: 4
+  device_timeout:
+    description:
+      - Seconds to wait for a hot-added disk to appear as a device on the proxy.
+    type: int
+    default: 60
   source_datastore_paths:
     description:
       - Source datastore names mapped to their mount points on this host, for O(transport=direct).
@@ -88,6 +146,21 @@ options:
   retention:
     description: Restore points to keep on the replica disk; the oldest journals are deleted beyond it.
     type: int
+  proxy_slots:
+    description:
+      - Disk copies that may run at the same time on this host (the data mover proxy), across all forks, async
+        jobs and playbook runs; a copy waits for a free slot up to O(slot_timeout) seconds. V(0) for no limit.
+      - Slots are C(flock)ed files in O(proxy_slots_dir); a copy that dies frees its slot with it.
+    type: int
+    default: 0
+  proxy_slots_dir:
+    description: The directory of the slot files on this host.
+    type: path
+    default: /var/tmp/replicator-vsphere/slots
+  slot_timeout:
+    description: Seconds to wait for a free slot before failing.
+    type: int
+    default: 3600
   progress_file:
     description: A JSON file this host rewrites with bytes done / total, rate and ETA while copying.
     type: path
@@ -112,6 +185,8 @@ options:
     default: 3600
 notes:
   - C(changed) is true only when bytes were written to the replica.
+  - With hot-add, a run first detaches what a crashed earlier run left attached to the pool's proxies (only disks
+    with this collection's marker in the proxy's extraConfig, and only when that run cannot be alive any more).
 seealso:
   - module: replicator.vsphere.vm_snapshot
   - module: replicator.vsphere.replica_register
@@ -152,6 +227,21 @@ EXAMPLES = r'''
     compression_level: 1
     bandwidth_limit: 50
   delegate_to: proxy-src-01
+
+- name: Hot-add on both sides (VMFS / vSAN datastores), the receiver on the DR proxy VM
+  replicator.vsphere.disk_replicate:
+    name: app01
+    snapshot: "{{ cycle_snapshot.snapshot.moid }}"
+    disk_key: 2000
+    transport: hotadd
+    source_proxy_pool: [proxy-src-01]
+    target_transport: hotadd
+    target_proxy_pool: [proxy-dr-01]
+    target_state_dir: /var/lib/replicator/state
+    receiver:
+      host: proxy-dr-01
+      user: replicator
+  delegate_to: proxy-src-01
 '''
 
 RETURN = r'''
@@ -186,6 +276,17 @@ restore_point:
   description: The restore point this cycle committed on the replica disk ({id, created, change_id, ...}).
   returned: success and not check mode
   type: dict
+hotadd:
+  description:
+    - Per side (C(source), C(target)) the hot-add used ({proxy, proxy_moid, file, uuid, mode, device, attached,
+      leftovers_detached}); C(attached) is false after the detach. In check mode, the proxy that would be used.
+  returned: when a side uses hot-add
+  type: dict
+slot:
+  description: The copy slot of this proxy held during the copy (O(proxy_slots)) and the seconds spent waiting for it.
+  returned: success
+  type: dict
+  sample: {index: 1, waited_seconds: 0.0}
 stats:
   description:
     - Byte counters (bytes_planned, bytes_read, bytes_zero, bytes_deduplicated, bytes_compressed, bytes_sent,
@@ -197,11 +298,13 @@ stats:
 import time
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.disk_replication import replicate
+from ansible_collections.replicator.vsphere.plugins.module_utils.proxy_slots import ProxySlots, SlotTimeout
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_session
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
     receiver_argument_spec, target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors import VsphereError
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
 
 
@@ -212,7 +315,15 @@ def argument_spec():
     spec.update(
         snapshot=dict(type='str', required=True),
         disk_key=dict(type='int', required=True, no_log=False),
-        transport=dict(type='str', choices=['direct', 'nbd'], default='direct'),
+        transport=dict(type='str', choices=['direct', 'nbd', 'hotadd'], default='direct'),
+        source_proxy_pool=dict(type='list', elements='str', default=[]),
+        device_dir=dict(type='path', default='/dev/disk/by-id'),
+        target_transport=dict(type='str', choices=['direct', 'hotadd'], default='direct'),
+        target_proxy_pool=dict(type='list', elements='str', default=[]),
+        target_device_dir=dict(type='path', default='/dev/disk/by-id'),
+        target_state_dir=dict(type='path'),
+        proxy_max_disks=dict(type='int', default=4),
+        device_timeout=dict(type='int', default=60),
         source_datastore_paths=dict(type='dict', default={}),
         source_nbd_uri=dict(type='str'),
         plan=dict(type='str', choices=['auto', 'full', 'cbt', 'digests', 'seeded'], default='auto'),
@@ -221,6 +332,9 @@ def argument_spec():
         compression_level=dict(type='int', default=1),
         bandwidth_limit=dict(type='float', default=0),
         retention=dict(type='int'),
+        proxy_slots=dict(type='int', default=0),
+        proxy_slots_dir=dict(type='path', default='/var/tmp/replicator-vsphere/slots'),
+        slot_timeout=dict(type='int', default=3600),
         progress_file=dict(type='path'),
         cycle_id=dict(type='str'),
         dedupe_sources=dict(type='list', elements='str', default=[]),
@@ -232,20 +346,35 @@ def argument_spec():
 
 def main():
     module = vsphere_module(argument_spec(), required_one_of=[('name', 'uuid', 'moid')],
-                            required_if=[('transport', 'nbd', ('source_nbd_uri',))])
+                            required_if=[('transport', 'nbd', ('source_nbd_uri',)),
+                                         ('transport', 'hotadd', ('source_proxy_pool',)),
+                                         ('target_transport', 'hotadd', ('target_proxy_pool',))])
     params = module.params
     if params['block_size'] < 65536 or params['block_size'] > 16 << 20 or params['block_size'] & (params['block_size'] - 1):
         module.fail_json(msg='block_size must be a power of two from 65536 to 16777216, got %d'
                          % params['block_size'])
     if params['workers'] < 1 or params['compression_level'] < 0 or params['bandwidth_limit'] < 0:
         module.fail_json(msg='workers must be at least 1, compression_level and bandwidth_limit at least 0')
+    if params['proxy_max_disks'] < 1 or params['device_timeout'] < 1:
+        module.fail_json(msg='proxy_max_disks and device_timeout must be at least 1')
     if params['retention'] is not None and params['retention'] < 1:
         module.fail_json(msg='retention must keep at least 1 restore point, got %d' % params['retention'])
 
+    if params['proxy_slots'] < 0 or params['slot_timeout'] < 0:
+        module.fail_json(msg='proxy_slots and slot_timeout must be 0 or more')
+    owner = '%s disk %s' % (params.get('name') or params.get('uuid') or params.get('moid'), params['disk_key'])
+
     def body(source):
-        with target_session(source, params) as target:
-            vm = find_vm(source, vm_identity_params(params))
-            return replicate(source, target, vm, params, time.time(), module.check_mode)
+        try:
+            with ProxySlots(params['proxy_slots_dir'], 0 if module.check_mode else params['proxy_slots'],
+                            timeout=params['slot_timeout'], owner=owner) as slot:
+                with target_session(source, params) as target:
+                    vm = find_vm(source, vm_identity_params(params))
+                    result = replicate(source, target, vm, params, time.time(), module.check_mode)
+        except SlotTimeout as exc:
+            raise VsphereError(str(exc), fault='SlotTimeout')
+        result['slot'] = {'index': slot.index, 'waited_seconds': round(slot.waited, 3)}
+        return result
 
     run_module(module, body)
 

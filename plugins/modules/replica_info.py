@@ -139,7 +139,10 @@ replicas:
           description: The source changeId of the last committed replication; null before the first.
           type: str
     points:
-      description: Restore points, oldest first.
+      description:
+        - Restore points, oldest first, each C({id, created, consistency}).
+        - C(consistency) says how the point was made - V(application) (application hooks succeeded and the snapshot
+          was quiesced), V(file-system) (quiesced only) or V(crash).
       type: list
       elements: dict
     last_cycle:
@@ -151,10 +154,23 @@ replicas:
     lock:
       description: The run lock (owner, run, acquired, expires, held, expired); null when free.
       type: dict
+    proxy_attachments:
+      description: The disks of this replica hot-added to a target proxy VM and not detached yet (see below).
+      type: list
+      elements: dict
     rpo:
       description: C(rpo_seconds), C(age_seconds) of the newest restore point, and C(met).
       type: dict
       returned: when O(rpo) is set
+proxy_attachments:
+  description:
+    - Disks this collection has hot-added to proxy VMs of the target and not detached yet ({proxy, proxy_moid,
+      file, owner, owner_name, mode, run, attached}). Empty when no copy runs and no crashed run left a disk
+      attached; the next hot-add run detaches leftovers.
+    - Each replica also lists the ones of its own disks as C(proxy_attachments).
+  returned: always
+  type: list
+  elements: dict
 rpo_missed:
   description: Names of the replicas whose newest restore point is older than O(rpo) (or that have none).
   returned: when O(rpo) is set
@@ -169,6 +185,7 @@ try:
 except ImportError:
     vim = None  # vsphere_module reports the missing library
 
+from ansible_collections.replicator.vsphere.plugins.module_utils.hotadd import attachments_on
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import decode, parse_duration
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import (
     INFO_PATHS, find_replica, replica_facts,
@@ -224,13 +241,17 @@ def main():
         else:
             root = fetch(client, datacenter, ['vmFolder'])['vmFolder'] if datacenter is not None else None
             found = find_all(client, vim.VirtualMachine, INFO_PATHS, root=root)
+        scanned = found if not (params['source_uuid'] or params['replica_moid']) else \
+            find_all(client, vim.VirtualMachine, ['name', 'config.extraConfig'])
+        attachments = attachments_on(scanned)
         replicas = []
         for vm, props in found:
             state = decode(props['config.extraConfig'])
             if state.get('source') and _wanted(params, vm, props, state):
                 replicas.append(replica_facts(vm, props, state, now, rpo))
+                replicas[-1]['proxy_attachments'] = [a for a in attachments if a['owner'] == vm._moId]
         replicas.sort(key=lambda r: (r['name'] or '', r['moid']))
-        result = {'changed': False, 'replicas': replicas}
+        result = {'changed': False, 'replicas': replicas, 'proxy_attachments': attachments}
         if rpo is not None:
             result['rpo_missed'] = [r['name'] for r in replicas if not r['rpo']['met']]
         return result
