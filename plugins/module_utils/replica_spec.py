@@ -326,3 +326,28 @@ def planned_disks(source_devices):
     """The disk records a replica about to be created would get (check mode): no replica keys yet."""
     return [{'source_key': d.key, 'key': None, 'uuid': None, 'capacity_bytes': _capacity(d), 'file': None,
              'change_id': None} for d in sorted(_disks(source_devices), key=lambda d: d.key)]
+
+
+def adopt_mismatches(source_devices, vm_devices):
+    """Why a VM's disks cannot serve as the replica disks of a source VM (adopt): [] when each source disk has a
+    disk of the same capacity in the same slot (controller kind, bus, unit) of the VM and the VM has no others."""
+    def layout(devices):
+        ctl = controllers(devices)
+        return sorted((disk_slot(d, ctl), _capacity(d)) for d in _disks(devices))
+    want, have = layout(source_devices), layout(vm_devices)
+    if want == have:
+        return []
+    problems = []
+    if len(want) != len(have):
+        problems.append('the source has %d disks, the VM has %d' % (len(want), len(have)))
+    have_by_slot = dict(have)
+    for slot, capacity in want:
+        found = have_by_slot.pop(slot, None)
+        where = '%s%s:%s' % slot
+        if found is None:
+            problems.append('no disk at %s (source disk of %d bytes)' % (where, capacity))
+        elif found != capacity:
+            problems.append('disk at %s is %d bytes, the source disk %d bytes' % (where, found, capacity))
+    for slot, capacity in sorted(have_by_slot.items()):
+        problems.append('extra disk at %s%s:%s (%d bytes)' % (slot + (capacity,)))
+    return problems

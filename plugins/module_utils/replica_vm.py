@@ -21,11 +21,11 @@ except ImportError:  # pragma: no cover - the client reports the missing library
     vim = vmodl = None
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_spec import (
-    create_spec, disk_entries, disk_plan, map_networks, nics, planned_disks, reconfig_spec, replica_instance_uuid,
-    replica_name, source_networks,
+    adopt_mismatches, create_spec, disk_entries, disk_plan, map_networks, nics, planned_disks, reconfig_spec,
+    replica_instance_uuid, replica_name, source_networks,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import (
-    LockHeld, acquire_lock, changed_pairs, decode, encode, merged, release_allowed, seal_cycle, state_facts,
+    PREFIX, LockHeld, acquire_lock, changed_pairs, decode, encode, merged, release_allowed, seal_cycle, state_facts,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.vm_disks import split_datastore_path
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
@@ -36,7 +36,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors 
     Ambiguous, NotFound, VsphereError, from_fault,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import (
-    _folder_path, find_by_name, find_datacenter, vm_summary,
+    _folder_path, find_by_name, find_datacenter, find_vm, vm_summary,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_properties import fetch, fetch_many, find_all
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_tasks import run_task
@@ -209,16 +209,30 @@ def write_state(client, vm, change, action, timeout, check_mode=False, tries=STA
     props: the replica's config.changeVersion and config.extraConfig when just read (saves the first read).
     Returns (changed, state after).
     """
-    for attempt in range(tries):
-        if props is None or attempt:
-            props = fetch(client, vm, ['config.changeVersion', 'config.extraConfig'])
-        options = props['config.extraConfig']
+    def pairs_of(options):
         try:
             changes = change(decode(options))
         except LockHeld as exc:
             raise ReplicaLocked('LockHeld: %s' % exc, fault='LockHeld',
                                 hint='Only one run may replicate or fail over a VM at a time.')
-        pairs = changed_pairs(options, encode(changes)) if changes else []
+        return changed_pairs(options, encode(changes)) if changes else []
+    return _write_options(client, vm, pairs_of, action, timeout, check_mode, tries, props)
+
+
+def _forget_pairs(options):
+    """Every replicator.* key of extraConfig, set to '' (removed)."""
+    return sorted((key, '') for key, value in
+                  (item if isinstance(item, tuple) else (item.key, item.value) for item in options or [])
+                  if key.startswith(PREFIX) and value not in (None, ''))
+
+
+def _write_options(client, vm, pairs_of, action, timeout, check_mode, tries, props):
+    """The retry loop of write_state: pairs_of(extraConfig) gives the (key, value) pairs to write ([] for none)."""
+    for attempt in range(tries):
+        if props is None or attempt:
+            props = fetch(client, vm, ['config.changeVersion', 'config.extraConfig'])
+        options = props['config.extraConfig']
+        pairs = pairs_of(options)
         if not pairs:
             return False, decode(options)
         after = decode(merged(options, pairs))
@@ -287,7 +301,19 @@ def ensure_present(source, target, identity_vm, opts, now, check_mode):
     vm, rprops, scanned = find_replica(target, identity['instance_uuid'], datacenter)
     result = {'changed': False, 'vm': vm_summary(identity_vm, props), 'actions': []}
     before = {'exists': vm is not None}
+    adopting = False
+    if opts.get('adopt'):
+        vm, rprops, adopting = adopt_vm(target, vm, rprops, opts, props, identity)
+        if adopting:
+            result['actions'].append("adopt VM '%s' (%s) as the replica: its disks are compared by digests, only "
+                                     "differences are sent" % (rprops['name'], vm._moId))
+            result['changed'] = True
     if vm is None:
+        if not (opts.get('target_host') or opts.get('target_cluster')) or not opts.get('target_datastore'):
+            raise VsphereError('Source VM %s has no replica on %s yet: creating one needs target_datastore and '
+                               'target_host or target_cluster.' % (props['name'], target.endpoint),
+                               fault='InvalidArgument', hint='Set the placement of the new replica, or adopt an '
+                                                             'existing VM (adopt).')
         check_name_free(target, scanned, name, identity['instance_uuid'])
         datacenter = datacenter or resolve_datacenter(target)
         placement = resolve_placement(target, datacenter, opts.get('target_host'), opts.get('target_cluster'),
@@ -339,9 +365,18 @@ def ensure_present(source, target, identity_vm, opts, now, check_mode):
             if plan['grow'] or plan['add']:
                 raise VsphereError("Replica '%s' did not take the disk changes" % rprops['name'], fault='InvalidState')
     entries = disk_entries(plan['pairs'], rprops['config.hardware.device'], state.get('disks'))
+    if opts.get('reset_change_ids'):
+        for entry in entries.values():
+            entry['change_id'] = None
+        reset = sorted(key for key, entry in (state.get('disks') or {}).items() if entry.get('change_id'))
+        if reset:
+            result['actions'].append('forget the committed changeIds of replica disks %s: their next cycle compares '
+                                     'block digests instead of trusting CBT' % ', '.join(str(k) for k in reset))
 
     def change(current):
         changes = lock_change(current, opts['lock'], opts['lock_owner'], opts['lock_run_id'], opts['lock_ttl'], now)
+        if adopting and current.get('state') != 'ready':
+            changes['state'] = 'ready'
         stored = current.get('source') or {}
         if any(stored.get(k) != v for k, v in identity.items()):
             changes['source'] = identity
@@ -366,6 +401,82 @@ def ensure_present(source, target, identity_vm, opts, now, check_mode):
         if before != after:
             result['diff'] = {'before': before, 'after': after}
     return _with_lock_action(result, opts, lock_before, state.get('lock'))
+
+
+ADOPT_PATHS = REPLICA_PATHS + ['snapshot']
+
+
+def adopt_vm(target, vm, rprops, opts, source_props, identity):
+    """(vm, props, adopting) for adopt: the named VM of the target becomes the replica of the source.
+
+    Already adopted (it carries this source's metadata): (vm, props, False). A first adoption checks that the VM
+    is powered off, has no snapshot, carries no replication metadata and has the source's disks (slot and
+    capacity each) and returns (vm, props, True); the caller writes the replication state with no committed
+    changeIds, so the first cycle compares the VM's disks with the source by digests (plan seeded).
+    """
+    wanted = opts['adopt']
+    found = find_vm(target, {'moid': wanted.get('moid'), 'name': wanted.get('name'),
+                             'datacenter': opts.get('target_datacenter')})
+    if vm is not None:
+        if vm._moId != found._moId:
+            raise NotOurReplica("Source VM '%s' already has a replica on %s: '%s' (%s); refusing to adopt '%s' (%s) "
+                                "as a second one." % (identity['name'], target.endpoint, rprops['name'], vm._moId,
+                                                      wanted.get('name') or wanted.get('moid'), found._moId),
+                                fault='NotOurReplica', hint='Remove or forget the existing replica first.')
+        return vm, rprops, False
+    props = fetch(target, found, ADOPT_PATHS)
+    label = "VM '%s' (%s) on %s" % (props['name'], found._moId, target.endpoint)
+    if props.get('config.instanceUuid') == identity['instance_uuid']:
+        raise NotOurReplica('%s is the source VM itself; a VM is never adopted as its own replica.' % label,
+                            fault='NotOurReplica', hint='Name the VM that is to receive the copy.')
+    stored = decode(props['config.extraConfig'])
+    if stored:
+        other = (stored.get('source') or {})
+        raise NotOurReplica('%s carries replication metadata (replica of %s, state %s); refusing to adopt it.'
+                            % (label, other.get('name') or other.get('instance_uuid'), stored.get('state')),
+                            fault='NotOurReplica',
+                            hint='If that replication is over, drop its metadata first (replica_register '
+                                 'state=forgotten); never adopt a replica of another VM by accident.')
+    if str(props.get('runtime.powerState')) != 'poweredOff':
+        raise VsphereError('%s is %s; only a powered-off VM is adopted, since its disks are overwritten.'
+                           % (label, props.get('runtime.powerState')), fault='InvalidPowerState',
+                           hint='Shut it down (replicator.vsphere.vm_power state=shutdown_guest) and run again.')
+    if props.get('snapshot') is not None:
+        raise VsphereError('%s has snapshots; the copy is written into its base disks, which a snapshot would '
+                           'leave stale.' % label, fault='InvalidState',
+                           hint='Remove or consolidate its snapshots (snapshot_consolidate), then run again.')
+    problems = adopt_mismatches(source_props['config.hardware.device'], props['config.hardware.device'])
+    if problems:
+        raise VsphereError("%s cannot take the disks of source VM '%s': %s." % (label, identity['name'], '; '.join(problems)),
+                           fault='DiskMismatch', hint='Adopt a VM with the same disks (slot and capacity), or '
+                                                      'leave adopt out to create a new replica VM.')
+    return found, props, True
+
+
+def ensure_forgotten(source, target, identity_vm, source_uuid, opts, now, check_mode):
+    """Drop every replicator.* key from the VM that replicates the source, leaving the VM and its disks as they
+    are (the end of a failback: the original VM stops being the failback copy's replica)."""
+    result = {'changed': False, 'actions': [], 'run_id': opts['lock_run_id']}
+    if identity_vm is not None:
+        props = fetch(source, identity_vm, ['name', 'config.instanceUuid'])
+        result['vm'] = vm_summary(identity_vm, props)
+        source_uuid = props['config.instanceUuid']
+    datacenter = find_datacenter(target, opts['target_datacenter']) if opts.get('target_datacenter') else None
+    vm, rprops, _scanned = find_replica(target, source_uuid, datacenter)
+    if vm is None:
+        result['replica'] = None
+        return result
+    state = decode(rprops['config.extraConfig'])
+    refuse_foreign_lock(state, opts['lock_run_id'], now, 'Forgetting the replication metadata')
+    result['replica'] = replica_facts(vm, rprops, state, now)
+    changed, _after = _write_options(target, vm, _forget_pairs, "Forgetting the replication metadata of '%s'"
+                                     % rprops['name'], opts['task_timeout'], check_mode, STATE_WRITE_TRIES, rprops)
+    if changed:
+        result['changed'] = True
+        result['actions'].append("drop the replication metadata of '%s' (%s); the VM and its disks stay"
+                                 % (rprops['name'], vm._moId))
+        result['diff'] = {'before': {'exists': True, 'metadata': True}, 'after': {'exists': True, 'metadata': False}}
+    return result
 
 
 def _with_lock_action(result, opts, before, after):

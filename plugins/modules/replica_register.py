@@ -25,6 +25,14 @@ description:
     each other's changes.
   - Takes and releases the per-VM run lock, a lease that expires after O(lock_ttl) seconds.
   - With O(state=absent), powers the replica off if needed and destroys it with its files.
+  - With O(adopt), an existing powered-off VM of the target with the same disks becomes the replica instead of a
+    new one; the first cycle then compares its disks with the source's by digests and sends only the differences.
+    Failback uses this to copy a failed-over replica back into the original VM.
+  - With O(state=forgotten), drops the replication metadata from the replica and leaves the VM and its disks as
+    they are.
+  - With O(reset_change_ids), forgets the committed changeId of every replica disk, so that the next cycle of each
+    disk compares block digests instead of trusting Changed Block Tracking (after the source's disks were written
+    outside CBT, for example by a failback).
 author:
   - replicator.vsphere contributors (@replicator-vsphere)
 extends_documentation_fragment:
@@ -44,9 +52,37 @@ options:
       - V(present) makes sure the replica exists and follows the source's disks.
       - V(absent) destroys the replica and its files. When the source VM no longer exists, identify it with
         O(uuid) (its instance UUID).
+      - V(forgotten) removes every C(replicator.*) setting from the replica (state, lock, restore point list,
+        changeIds) and keeps the VM and its disks. The replica's disk stores beside its disks stay; delete the
+        C(<disk>.replicator) directories when they are no longer needed.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, forgotten]
     default: present
+  adopt:
+    description:
+      - An existing VM of the target to make the replica, instead of creating one. Used once, when the source has
+        no replica yet; afterwards the VM is found by its replication metadata like any replica.
+      - The VM must be powered off, have no snapshot, carry no replication metadata, and have a disk of the same
+        capacity in the same slot (controller type, bus, unit) for every source disk and no other disk.
+      - Its disks keep their data. No changeId is recorded, so the first cycle compares them with the source by
+        digests (M(replicator.vsphere.disk_replicate) with O(replicator.vsphere.disk_replicate#module:plan=seeded))
+        and sends only the blocks that differ.
+    type: dict
+    suboptions:
+      name:
+        description: The VM's name on the target (scoped by O(target_datacenter)).
+        type: str
+      moid:
+        description: The VM's managed object ID on the target.
+        type: str
+  reset_change_ids:
+    description:
+      - Forget the committed changeId of every replica disk. The next cycle of each disk then compares block
+        digests (plan C(digests)) instead of asking CBT what changed, and records a new changeId.
+      - Needed when the source's disks were written in a way CBT may not have seen, for example when a failback
+        copied the replica back into the source VM.
+    type: bool
+    default: false
   replica_name:
     description:
       - The name of a replica that is created. Every C({name}) in it is replaced by the source VM's name.
@@ -61,7 +97,8 @@ options:
     type: str
   target_host:
     description:
-      - The host the replica is registered on. One of O(target_host) and O(target_cluster) is required to create.
+      - The host the replica is registered on. One of O(target_host) and O(target_cluster) is required to create
+        a replica.
     type: str
   target_cluster:
     description:
@@ -69,7 +106,7 @@ options:
     type: str
   target_datastore:
     description:
-      - The datastore of the replica's files and disks. Required with O(state=present).
+      - The datastore of the replica's files and disks. Required to create a replica.
     type: str
   target_folder:
     description:
@@ -194,6 +231,33 @@ EXAMPLES = r'''
     lock: release
     lock_run_id: "{{ replica.run_id }}"
 
+- name: Failback, first step - adopt the original VM app01 as the replica of its failed-over replica
+  replicator.vsphere.replica_register:
+    hostname: dr-esx01.example.com
+    username: root
+    password: "{{ dr_password }}"
+    target:
+      hostname: vcenter.example.com
+      username: administrator@vsphere.local
+      password: "{{ vcenter_password }}"
+    name: app01_replica
+    adopt:
+      name: app01
+    target_datacenter: DC1
+
+- name: Failback, last step - the original VM stops being a replica
+  replicator.vsphere.replica_register:
+    hostname: dr-esx01.example.com
+    target:
+      hostname: vcenter.example.com
+    name: app01_replica
+    state: forgotten
+
+- name: The next cycle of app01 compares digests instead of trusting CBT
+  replicator.vsphere.replica_register:
+    name: app01
+    reset_change_ids: true
+
 - name: Remove the replica of a VM that was decommissioned
   replicator.vsphere.replica_register:
     uuid: 5003b1c2-8f0a-4f5e-9a61-4c1e2d3b4a59
@@ -299,7 +363,7 @@ import time
 import uuid
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import (
-    ensure_absent, ensure_present, target_session,
+    ensure_absent, ensure_forgotten, ensure_present, target_session,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import seal_cycle
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
@@ -321,7 +385,10 @@ def main():
     spec = vm_identity_argument_spec()
     spec.update(target_connection_argument_spec())
     spec.update(
-        state=dict(type='str', default='present', choices=['present', 'absent']),
+        state=dict(type='str', default='present', choices=['present', 'absent', 'forgotten']),
+        adopt=dict(type='dict', options=dict(name=dict(type='str'), moid=dict(type='str')),
+                   mutually_exclusive=[('name', 'moid')], required_one_of=[('name', 'moid')]),
+        reset_change_ids=dict(type='bool', default=False),
         replica_name=dict(type='str', default='{name}_replica'),
         target_datacenter=dict(type='str'),
         target_host=dict(type='str'),
@@ -350,9 +417,7 @@ def main():
     )
     module = vsphere_module(spec, required_one_of=[('name', 'uuid', 'moid')],
                             mutually_exclusive=[('target_host', 'target_cluster')],
-                            required_if=[('state', 'present', ('target_host', 'target_cluster'), True),
-                                         ('state', 'present', ('target_datastore',)),
-                                         ('lock', 'release', ('lock_run_id',))])
+                            required_if=[('lock', 'release', ('lock_run_id',))])
     params = module.params
     if params['lock_ttl'] <= 0:
         module.fail_json(msg='lock_ttl must be a positive number of seconds, got %s' % params['lock_ttl'])
@@ -379,6 +444,8 @@ def main():
                 if not (identity['uuid'] and identity['use_instance_uuid'] and not identity['moid']):
                     raise
                 vm = None  # the source is gone: its instance UUID still identifies the replica
+            if params['state'] == 'forgotten':
+                return ensure_forgotten(source, target, vm, identity['uuid'], opts, now, module.check_mode)
             return ensure_absent(source, target, vm, identity['uuid'], opts, now, module.check_mode)
 
     run_module(module, body)
