@@ -47,17 +47,59 @@ def common_points(disk_points):
     return points
 
 
-def choose_point(disk_points, restore_point='latest', before=None):
-    """The restore point to fail over to: {'id', 'created', 'epoch'}.
+# How a restore point was made, weakest first (the replicate role labels each point): an application-consistent
+# point is also file-system consistent, so asking for file-system accepts both.
+CONSISTENCY_LEVELS = ('crash', 'file-system', 'application')
 
-    restore_point: 'latest' or a point id; before: a time (epoch or ISO 8601) - the newest point at or before it.
-    Raises FailoverPlanError for no points, an unknown id, a point missing on a disk, nothing old enough.
+
+def consistency_of(labels, point_id):
+    """The label of a point from {id: label}; a point without one (or with an unknown one) counts as crash."""
+    label = (labels or {}).get(point_id)
+    return label if label in CONSISTENCY_LEVELS else 'crash'
+
+
+def _consistent(points, consistency, labels, strict=True):
+    """The points at least as consistent as `consistency` ('any' keeps all); raises when none is (if strict)."""
+    if consistency in (None, 'any'):
+        return points
+    if consistency not in CONSISTENCY_LEVELS:
+        raise FailoverPlanError('Unknown restore point consistency %r; use any, %s'
+                                % (consistency, ', '.join(CONSISTENCY_LEVELS)))
+    floor = CONSISTENCY_LEVELS.index(consistency)
+    kept = [p for p in points if CONSISTENCY_LEVELS.index(consistency_of(labels, p['id'])) >= floor]
+    if not kept and strict:
+        raise FailoverPlanError('The replica has no %s-consistent restore point (it has %s)' % (
+            consistency, ', '.join('%s (%s)' % (p['id'], consistency_of(labels, p['id'])) for p in points)))
+    return kept
+
+
+def choose_point(disk_points, restore_point='latest', before=None, consistency='any', labels=None):
+    """The restore point to fail over to: {'id', 'created', 'epoch'}, plus 'consistency' when labels are given.
+
+    restore_point: 'latest' or a point id; before: a time (epoch or ISO 8601) - the newest point at or before it;
+    consistency: 'any', or the weakest label accepted ('file-system' also takes 'application'), with labels
+    {point id: label} as the replica's state records them (unlabelled points count as crash-consistent).
+    Raises FailoverPlanError for no points, an unknown id, a point missing on a disk, nothing old enough, nothing
+    consistent enough.
     """
+    point = _choose(disk_points, restore_point, before, consistency, labels)
+    if labels is not None:
+        point = dict(point, consistency=consistency_of(labels, point['id']))
+    return point
+
+
+def _choose(disk_points, restore_point, before, consistency, labels):
     points = common_points(disk_points)
     if not points:
         detail = ', '.join('%s: %d' % (label, len(disk_points[label] or [])) for label in sorted(disk_points))
         raise FailoverPlanError('The replica has no restore point present on all of its disks (points per disk: %s)'
                                 % (detail or 'no disks'))
+    if restore_point not in (None, 'latest') and consistency not in (None, 'any'):
+        named = [p for p in points if p['id'] == restore_point]
+        if named and not _consistent(named, consistency, labels, strict=False):
+            raise FailoverPlanError('Restore point %s is %s-consistent, not %s-consistent' % (
+                restore_point, consistency_of(labels, restore_point), consistency))
+    points = _consistent(points, consistency, labels)
     if before is not None:
         try:
             limit = to_epoch(before)

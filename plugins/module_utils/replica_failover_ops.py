@@ -218,8 +218,10 @@ def fail_over(replica, wanted, point_opts, run, now):
     state = replica.state
     recorded = state.get('failover') or {}
     stores = replica.inspect()
+    labels = dict((p.get('id'), p.get('consistency')) for p in state.get('points') or [])
     point = choose_point(dict((key, summary['restore_points']) for key, (_t, summary) in stores.items()),
-                         point_opts['restore_point'], point_opts['restore_point_time'])
+                         point_opts['restore_point'], point_opts['restore_point_time'],
+                         point_opts.get('restore_point_consistency') or 'any', labels)
     check_transition(state.get('state'), wanted, recorded.get('point'), point['id'])
     if mode == 'test_failover' and not replica.opts.get('test_network'):
         raise FailoverError('A test failover needs test_network: the isolated network every NIC joins',
@@ -260,7 +262,7 @@ def fail_over(replica, wanted, point_opts, run, now):
             raise FailoverError("Powering on replica '%s' failed: %s" % (replica.name, exc), fault=exc.fault,
                                 hint='The replica stays %s at restore point %s: fix the cause and run again, or '
                                      'undo it (state=undone).' % (mode, point['id']), task=exc.task)
-    return {'id': point['id'], 'created': point['created']}
+    return {'id': point['id'], 'created': point['created'], 'consistency': point.get('consistency')}
 
 
 def undo(replica, run):

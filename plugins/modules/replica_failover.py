@@ -68,6 +68,17 @@ options:
       - Choose the newest restore point created at or before this time (ISO 8601, for example
         V(2026-11-25T07:00:00Z), or epoch seconds).
     type: str
+  restore_point_consistency:
+    description:
+      - Only consider restore points made at least this consistent (the C(consistency) the replicate role records
+        on each point, see M(replicator.vsphere.replica_info)). V(application) takes the newest
+        application-consistent point (pre-snapshot hooks succeeded and the snapshot was quiesced); V(file-system)
+        takes quiesced points, application-consistent ones included; V(any) takes every point.
+      - Combines with O(restore_point_time) (the newest such point at or before it) and with an O(restore_point) id
+        (which must then be that consistent).
+    type: str
+    choices: [any, file-system, application]
+    default: any
   network_map:
     description:
       - For O(state=failed_over), networks the replica's NICs are on (as registered) mapped to the networks they
@@ -122,6 +133,15 @@ EXAMPLES = r'''
     target_datastore_paths:
       nfs-dr-01: /mnt/nfs-dr-01
 
+- name: Test failover to the newest application-consistent restore point
+  replicator.vsphere.replica_failover:
+    name: db01
+    state: test
+    test_network: DR Test
+    restore_point_consistency: application
+    target_datastore_paths:
+      nfs-dr-01: /mnt/nfs-dr-01
+
 - name: Undo the failover (back to replication)
   replicator.vsphere.replica_failover:
     replica_name: app01_replica
@@ -140,7 +160,9 @@ replica:
   returned: always
   type: dict
 restore_point:
-  description: The restore point the replica is at ({id, created}); for undone, the newest point.
+  description:
+    - The restore point the replica is at ({id, created}); for undone, the newest point. For a failover also its
+      C(consistency) (V(application), V(file-system) or V(crash)).
   returned: always
   type: dict
 actions:
@@ -176,6 +198,7 @@ def argument_spec():
         target_datacenter=dict(type='str'),
         restore_point=dict(type='str', default='latest'),
         restore_point_time=dict(type='str'),
+        restore_point_consistency=dict(type='str', default='any', choices=['any', 'file-system', 'application']),
         network_map=dict(type='dict', default={}),
         test_network=dict(type='str'),
         power_on=dict(type='bool', default=True),
