@@ -69,6 +69,43 @@ step "Undo the test failover: the replica returns to the newest restore point"
 "${LABCTL[@]}" checksum app01 > "$REPORTS/app01-now.json"
 replica_matches "$REPORTS/app01-now.json"
 
+step "Failover of app01 for real: production down, the replica runs and its guest writes"
+cp "$REPORTS/report.md" "$REPORTS/report-cycle2.md"
+ANSIBLE=("$(dirname "$PY")/ansible" -i "$INVENTORY" localhost)
+"${ANSIBLE[@]}" -m replicator.vsphere.vm_power -a '{"hostname": "{{ replicate_source.hostname }}",
+  "port": "{{ replicate_source.port }}", "username": "{{ replicate_source.username }}",
+  "password": "{{ replicate_source.password }}", "ca_path": "{{ replicate_source.ca_path }}", "name": "app01",
+  "state": "shutdown_guest", "force_after_timeout": true}' >/dev/null
+"${PLAYBOOK[@]}" playbooks/failover.yml -l app01 -e failover_state=failed_over
+"${LABCTL[@]}" write app01_replica --site target --disk 0 --offset 3145728 --length 196608 --seed 31 >/dev/null
+"${LABCTL[@]}" write app01_replica --site target --disk 1 --percent 1 --seed 32 >/dev/null
+"${LABCTL[@]}" checksum app01_replica --site target > "$REPORTS/app01-replica-failed-over.json"
+
+step "Failback of app01 into the original VM (only the blocks that differ travel), replication resumes"
+# lab deltas are raw full images: labctl serve-nbd exports them (a real proxy uses the role's qemu-nbd default)
+py_abs=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
+lab_abs=$(cd "$LAB_DIR" && pwd)
+"${PLAYBOOK[@]}" playbooks/failback.yml -l app01 -e "{\"failback_nbd_export_command\": [\"$py_abs\", \"$PWD/tests/lab/labctl.py\",
+  \"--workdir\", \"$lab_abs\", \"serve-nbd\", \"--socket\", \"{socket}\", \"--pidfile\", \"{pidfile}\", \"{path}\"],
+  \"failback_work_dir\": \"$lab_abs/nbd\"}" | tee "$REPORTS/failback.log" | grep -E 'is back on production|^PLAY RECAP' -A1 || true
+grep -q 'failed=0' "$REPORTS/failback.log"
+echo "app01 (the original) now holds what its replica held when it was shut down:"
+"${LABCTL[@]}" checksum app01 | "$PY" -c 'import json,sys
+original = [d["sha256"] for d in json.load(sys.stdin)["disks"]]
+replica = [d["sha256"] for d in json.load(open(sys.argv[1]))["disks"]]
+for i, (a, b) in enumerate(zip(replica, original)):
+    print("  app01 disk %d: replica %s original %s %s" % (i, a[:16], b[:16], "equal" if a == b else "DIFFERENT"))
+sys.exit(0 if original == replica else 1)' "$REPORTS/app01-replica-failed-over.json"
+"${PLAYBOOK[@]}" playbooks/replicate.yml -l app01,localhost >/dev/null
+cp "$REPORTS/report.md" "$REPORTS/report-after-failback.md"
+cp "$REPORTS/report-cycle2.md" "$REPORTS/report.md"
+"$PY" -c 'import json,sys
+vm = [v for v in json.load(open(sys.argv[1]))["vms"] if v["vm"] == "app01"][0]
+print("next cycle of app01: plans %s, %d bytes sent" % (",".join(d["plan"] for d in vm["disks"]),
+      sum(int(d["bytes_sent"]) for d in vm["disks"])))' "$REPORTS/report.json"
+"${LABCTL[@]}" checksum app01 > "$REPORTS/app01-now.json"
+replica_matches "$REPORTS/app01-now.json"
+
 step "Run report (cycle 2)"
 cat "$REPORTS/report.md"
 printf '\nDemo finished: reports in %s (report-cycle1.md for the full cycle)\n' "$REPORTS"
