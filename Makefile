@@ -27,6 +27,7 @@ export PYTHONPATH := $(ACROOT)
 export PATH := $(VENV)/bin:$(PATH)
 
 .PHONY: all deps venv acroot sanity units lint integration molecule test demo lab-up lab-down clean bench ee-context
+.PHONY: bench-wan bench-scale
 
 all: test
 
@@ -99,6 +100,18 @@ ee-context: venv
 
 bench: deps venv acroot
 	$(PY) tests/bench/bench_mover.py
+
+# The mover over a WAN-like link (docs/performance.md "WAN"). Root is needed only for the two network namespaces,
+# the TUN devices of the delay relay and tc; everything is removed at the end. ~5-10 min.
+BENCH_WAN_OPTS ?=
+bench-wan: deps venv acroot
+	@if [ "$$(id -u)" != 0 ]; then echo "bench-wan needs root for its network namespaces (sudo make bench-wan)"; exit 1; fi
+	$(PY) tests/bench/bench_wan.py $(BENCH_WAN_OPTS)
+
+# playbooks/replicate.yml with 5, 10, 25 and 50 lab VMs (docs/performance.md "Scale"); no root needed. ~35-40 min on 2 cores.
+BENCH_SCALE_OPTS ?=
+bench-scale: deps venv acroot
+	$(PY) tests/bench/bench_scale.py $(BENCH_SCALE_OPTS)
 
 clean:
 	-$(PY) tests/lab/labctl.py --workdir $(LAB_DIR) down
