@@ -253,7 +253,7 @@ class ReplicaStore(object):
 
     # ---- checks ----------------------------------------------------------------------------------------------
 
-    def _need(self, doc, target=None, allow_rolled_back=True):
+    def _need(self, doc, target=None, allow_rolled_back=True, grown_ok=False):
         if doc is None:
             raise ReplicaStoreError('no replica state in %s: nothing has been replicated to this disk yet'
                                     % self.state_dir)
@@ -266,10 +266,14 @@ class ReplicaStore(object):
                                     'into it is refused until roll_forward() undoes it or commit_rollback() makes '
                                     'that point the newest' % doc['rolled_back']['point'])
         if target is not None:
-            self._check_capacity(doc, target)
+            self._check_capacity(doc, target, grown_ok)
 
     @staticmethod
-    def _check_capacity(doc, target):
+    def _check_capacity(doc, target, grown_ok=False):
+        """The target must have the recorded capacity; with grown_ok it may be larger (the source disk grew and the
+        replica disk was grown to match: a new cycle records the new capacity, older points keep their bytes)."""
+        if grown_ok and doc['capacity'] is not None and target.size > doc['capacity']:
+            return
         if doc['capacity'] is not None and target.size != doc['capacity']:
             raise ReplicaStoreError('capacity mismatch: target %s is %d bytes but the replica state records %d; '
                                     'resize the replica disk to match (or re-seed it)'
@@ -296,7 +300,7 @@ class ReplicaStore(object):
                 if doc.get('pending'):
                     raise ReplicaStoreError('an interrupted %s is recorded in %s: call recover(target) first'
                                             % (doc['pending']['op'], self.state_dir))
-                self._need(doc, target if doc['restore_points'] else None, allow_rolled_back=False)
+                self._need(doc, target if doc['restore_points'] else None, allow_rolled_back=False, grown_ok=True)
             else:
                 doc = {'change_id': None, 'capacity': None, 'block_size': None, 'restore_points': [], 'meta': {},
                        'digest_map': None, 'open_cycle': None, 'rolled_back': None, 'pending': None}
@@ -392,7 +396,7 @@ class ReplicaStore(object):
             del self.warnings[:]
             if doc is None:
                 return actions
-            self._check_capacity(doc, target)
+            self._check_capacity(doc, target, grown_ok=True)
             if doc.get('pending'):
                 doc = self._run_pending(target, doc, actions)
             if doc.get('open_cycle'):

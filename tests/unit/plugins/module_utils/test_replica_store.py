@@ -112,7 +112,7 @@ def test_state_dir_errors(tmp_path, env):
 def test_capacity_mismatch_and_begin_while_uncommitted(tmp_path, env):
     store, t = env
     run_cycle(store, t, [(0, b'a' * 512)], cycle_id='c1')
-    other = FileTarget(str(tmp_path / 'other.img'), SIZE + 512)
+    other = FileTarget(str(tmp_path / 'other.img'), SIZE - 512)   # a shrunk disk (a grown one is accepted: its next cycle records the new size)
     with pytest.raises(ReplicaStoreError, match='capacity mismatch.*resize the replica disk'):
         store.begin(other)
     other.close()
