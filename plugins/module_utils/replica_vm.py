@@ -453,9 +453,9 @@ def adopt_vm(target, vm, rprops, opts, source_props, identity):
     return found, props, True
 
 
-def ensure_forgotten(source, target, identity_vm, source_uuid, opts, now, check_mode):
-    """Drop every replicator.* key from the VM that replicates the source, leaving the VM and its disks as they
-    are (the end of a failback: the original VM stops being the failback copy's replica)."""
+def _source_replica(source, target, identity_vm, source_uuid, opts):
+    """The result skeleton, the replica of the source, its decoded state and the target datacenter scoping the search
+    (vm None when there is no replica). identity_vm may be None when the source VM is gone and source_uuid was given."""
     result = {'changed': False, 'actions': [], 'run_id': opts['lock_run_id']}
     if identity_vm is not None:
         props = fetch(source, identity_vm, ['name', 'config.instanceUuid'])
@@ -465,8 +465,16 @@ def ensure_forgotten(source, target, identity_vm, source_uuid, opts, now, check_
     vm, rprops, _scanned = find_replica(target, source_uuid, datacenter)
     if vm is None:
         result['replica'] = None
+        return result, None, None, None, datacenter
+    return result, vm, rprops, decode(rprops['config.extraConfig']), datacenter
+
+
+def ensure_forgotten(source, target, identity_vm, source_uuid, opts, now, check_mode):
+    """Drop every replicator.* key from the VM that replicates the source, leaving the VM and its disks as they
+    are (the end of a failback: the original VM stops being the failback copy's replica)."""
+    result, vm, rprops, state, _datacenter = _source_replica(source, target, identity_vm, source_uuid, opts)
+    if vm is None:
         return result
-    state = decode(rprops['config.extraConfig'])
     refuse_foreign_lock(state, opts['lock_run_id'], now, 'Forgetting the replication metadata')
     result['replica'] = replica_facts(vm, rprops, state, now)
     changed, _after = _write_options(target, vm, _forget_pairs, "Forgetting the replication metadata of '%s'"
@@ -493,17 +501,9 @@ def _with_lock_action(result, opts, before, after):
 def ensure_absent(source, target, identity_vm, source_uuid, opts, now, check_mode):
     """Destroy the replica of the source (power off first) with its files. identity_vm may be None when the
     source VM is gone and source_uuid was given."""
-    result = {'changed': False, 'actions': [], 'run_id': opts['lock_run_id']}
-    if identity_vm is not None:
-        props = fetch(source, identity_vm, ['name', 'config.instanceUuid'])
-        result['vm'] = vm_summary(identity_vm, props)
-        source_uuid = props['config.instanceUuid']
-    datacenter = find_datacenter(target, opts['target_datacenter']) if opts.get('target_datacenter') else None
-    vm, rprops, _scanned = find_replica(target, source_uuid, datacenter)
+    result, vm, rprops, state, datacenter = _source_replica(source, target, identity_vm, source_uuid, opts)
     if vm is None:
-        result['replica'] = None
         return result
-    state = decode(rprops['config.extraConfig'])
     refuse_foreign_lock(state, opts['lock_run_id'], now, 'Removing the replica')
     result['replica'] = replica_facts(vm, rprops, state, now)
     result['changed'] = True
