@@ -73,8 +73,12 @@ units: venv acroot
 lint: venv acroot
 	$(VENV)/bin/ansible-lint --offline -q
 
+# Two pytest workers (one per core), each with its own lab; a test file stays on one worker. labd is built first so
+# the workers do not race to build it.
+PYTEST_WORKERS ?= 2
 integration: deps venv acroot
-	$(PY) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_OPTS)
+	$(PY) tests/lab/labctl.py build
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile tests/integration $(PYTEST_OPTS)
 
 # Role scenarios in extensions/molecule/*: each starts its own lab (default driver, no containers).
 molecule: deps venv acroot
