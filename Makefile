@@ -82,6 +82,7 @@ integration: deps venv acroot
 
 # Role scenarios in extensions/molecule/*: each starts its own lab (default driver, no containers).
 molecule: deps venv acroot
+	$(PY) tests/lab/labctl.py build
 	NO_COLOR=1 $(VENV)/bin/molecule test --all
 
 test: sanity units lint integration molecule
