@@ -10,7 +10,7 @@ __metaclass__ = type
 import json
 import os
 import random
-import selectors
+import select
 import signal
 import subprocess
 import sys
@@ -75,24 +75,29 @@ class ForkServer(object):
 
     def __init__(self):
         self.proc = None
+        self._pending = b''
 
     def _start(self):
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen([sys.executable, DRIVER, '--serve'], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, env=driver_env(), text=True, bufsize=1)
+            self._pending = b''
 
     def _answer(self, deadline):
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        try:
-            if not sel.select(max(0.0, deadline - time.monotonic())):
+        """The server's next JSON line, or None at the deadline. Lines are split from raw reads of the pipe: a
+        buffered readline() could take two lines at once (the child's pid and its status, when it dies at once)
+        and leave the second where select() cannot see it."""
+        fd = self.proc.stdout.fileno()
+        while b'\n' not in self._pending:
+            ready, _w, _x = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
                 return None
-        finally:
-            sel.close()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError('the cycle fork server exited (status %s)' % self.proc.poll())
-        return json.loads(line)
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError('the cycle fork server exited (status %s)' % self.proc.poll())
+            self._pending += chunk
+        line, self._pending = self._pending.split(b'\n', 1)
+        return json.loads(line.decode())
 
     def run(self, path, limit=180):
         self._start()
@@ -106,6 +111,7 @@ class ForkServer(object):
             os.kill(started['pid'], signal.SIGKILL)
             done = self._answer(time.monotonic() + 60)
             raise AssertionError('cycle %s still ran after %d s (killed: %s)' % (path, limit, done))
+        assert done.get('pid') == started['pid'] and 'rc' in done, (started, done)
         return done['rc']
 
     def stop(self):

@@ -78,8 +78,11 @@ def test_one_replica_by_source_uuid_name_or_replica_moid(lab, replicas, run):
     by_uuid = run('replica_info', args)
     counts = by_uuid['soap']
     assert [r['name'] for r in by_uuid['replicas']] == ['ri-two-dr'], by_uuid.output
-    assert counts.get('FindAllByUuid') == 1 and counts.get('RetrievePropertiesEx') == 1, counts
-    assert 'CreateContainerView' not in counts
+    # FindAllByUuid + one read of the replica, then one scan of name + extraConfig of every VM for the hot-add
+    # markers on proxy VMs (a disk of this replica left attached to a proxy shows in proxy_attachments)
+    assert counts.get('FindAllByUuid') == 1 and counts.get('RetrievePropertiesEx') == 2, counts
+    assert counts.get('CreateContainerView') == 1 and counts.get('DestroyView') == 1, counts
+    assert by_uuid['replicas'][0]['proxy_attachments'] == [] and 'ContinueRetrievePropertiesEx' not in counts
     print('SOAP calls on the target for replica_info (one, by source uuid): %s' % json.dumps(counts, sort_keys=True))
     moid = by_uuid['replicas'][0]['moid']
     by_moid = run('replica_info', dict(target_args(lab), replica_moid=moid))
