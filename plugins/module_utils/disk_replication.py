@@ -93,6 +93,9 @@ def replica_disk(target, source_uuid, disk_key, run_id, now):
 
 COPY_HINT = ('Nothing was committed: the replica keeps its last restore point and changeId. Fix the cause and run '
              'the cycle again.')
+COMMIT_UNKNOWN_HINT = ('The whole cycle had been sent when the link to the receiver broke, so the receiver may have '
+                       'committed it: the replica holds either its last restore point or this cycle, never a mix. Run '
+                       'the cycle again; it continues from what the replica store on the target records.')
 
 
 @contextlib.contextmanager
@@ -102,6 +105,8 @@ def data_path_errors(action, error_class=None, hint=COPY_HINT):
     try:
         yield
     except DATA_PATH_ERRORS as exc:
+        if hint is COPY_HINT and getattr(exc, 'commit_outcome_unknown', False):
+            hint = COMMIT_UNKNOWN_HINT
         raise (error_class or ReplicationError)('%s failed: %s' % (action, exc), fault=type(exc).__name__, hint=hint)
 
 

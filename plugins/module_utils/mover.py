@@ -526,6 +526,9 @@ def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver=
         progress.set_stage('done')
         return Result(stats, plan.describe(), change_id, result.get('restore_point'), state)
     except BaseException as e:
+        # after END the receiver may have committed before the link broke: the caller must not claim it did not
+        if progress.stage == 'committing' and not committed:
+            e.commit_outcome_unknown = True
         progress.extra['error'] = str(e)
         progress.set_stage('failed')
         if channel is not None and not committed:

@@ -23,7 +23,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.mover import re
 from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import serve
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
 from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import (
-    ReceiverSpec, SshReceiverSpec, TransportError,
+    BOOTSTRAP, ReceiverSpec, SshReceiverSpec, TransportError,
 )
 
 from integration_servers import free_port
@@ -196,6 +196,44 @@ def test_receiver_killed_mid_stream_then_rerun(seeded, tmp_path):
     assert digest_file(dst) == last_point
     r = replicate_disk(src, dst, 'cbt', cbt_extents=[(0, SIZE - MIB)], receiver=ReceiverSpec(), change_id='c2')
     assert digest_file(src) == digest_file(dst) and r.committed_change_id == 'c2'
+
+
+class _DiesAfterCommit(ReceiverSpec):
+    """A receiver child that SIGKILLs itself right after the manifest of the commit is renamed into place, before it
+    can answer COMMIT: the link is lost with the cycle durable on the target."""
+
+    PRELUDE = ('import json,os,signal\n_replace=os.replace\n'
+               'def _kill_after_commit(a,b,*x,**k):\n'
+               '    _replace(a,b,*x,**k)\n'
+               '    if os.path.basename(str(b))=="manifest.json" and json.load(open(b)).get("change_id")=="c2":\n'
+               '        os.kill(os.getpid(),signal.SIGKILL)\n'
+               'os.replace=_kill_after_commit\n')
+
+    def argv(self):
+        return [self.python, '-c', self.PRELUDE + BOOTSTRAP.replace(';', '\n')]
+
+
+def test_link_lost_after_the_commit_says_the_outcome_is_unknown(seeded, tmp_path):
+    """The sender cannot tell a commit from none when the link breaks after END: its error says so (the module's
+    hint then says the receiver may have committed), and the store on the target holds the whole new cycle."""
+    from ansible_collections.replicator.vsphere.plugins.module_utils.disk_replication import (
+        COMMIT_UNKNOWN_HINT, ReplicationError, data_path_errors,
+    )
+    src, dst = seeded
+    patch(src, 3 * MIB, os.urandom(2 * MIB))
+    with pytest.raises(ReplicationError) as failed:
+        with data_path_errors('Replicating disk 2000'):
+            replicate_disk(src, dst, 'cbt', cbt_extents=[(3 * MIB, 2 * MIB)], receiver=_DiesAfterCommit(),
+                           change_id='c2')
+    assert failed.value.hint == COMMIT_UNKNOWN_HINT, failed.value.hint
+    assert ReplicaStore(dst + '.replicator').load()['change_id'] == 'c2'
+    assert digest_file(src) == digest_file(dst)
+    # a failure before END keeps the plain hint: nothing was committed
+    with pytest.raises(ReplicationError) as early:
+        with data_path_errors('Replicating disk 2000'):
+            replicate_disk(src, str(tmp_path / 'missing.img'), 'cbt', cbt_extents=[(7 * MIB, MIB)],
+                           receiver=ReceiverSpec(), change_id='c3')
+    assert 'Nothing was committed' in early.value.hint
 
 
 def test_ssh_receiver(sshd, tmp_path):
