@@ -6,12 +6,15 @@
 The receiver code travels on stdin: a tiny bootstrap given to `python3 -c` reads a length-prefixed bundle (the
 module_utils sources the receiver needs, served from memory by an import hook), runs it, and the same stdin/stdout
 then carry the binary wire stream (docs/wire-format.md). `python3 -` is not used because it reads its program up to
-the end of stdin. The target host needs only python3, zstandard and xxhash; nothing is installed there.
+the end of stdin. The target host needs only python3, zstandard and xxhash; nothing is installed there. The
+receiver keeps the compiled bundle modules in the user's cache directory (~/.cache/replicator-vsphere, or
+$XDG_CACHE_HOME), so later starts skip compiling them.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import hashlib
 import json
 import os
 import shlex
@@ -35,7 +38,7 @@ BOOTSTRAP = ('import sys;b=sys.stdin.buffer;n=int(b.readline());'
 STDERR_KEEP = 64 * 1024
 
 _LOADER = '''
-import importlib.machinery, os, sys, types
+import importlib.machinery, marshal, os, sys, types
 _PKG = %(pkg)r
 for _i in range(1, _PKG.count('.') + 2):
     _name = '.'.join(_PKG.split('.')[:_i])
@@ -56,8 +59,49 @@ class _BundleFinder(object):
         return None
 
     def exec_module(self, module):
-        short = module.__name__[len(_PKG) + 1:]
-        exec(compile(SOURCES[short], '<bundle>/%%s.py' %% short, 'exec'), module.__dict__)
+        exec(_code(module.__name__[len(_PKG) + 1:]), module.__dict__)
+
+
+# Compiled modules are kept in the user's cache directory, named by the digest of their source and the
+# interpreter's cache tag (compiling the bundle is ~20 ms of every receiver start). A directory that is not the
+# user's own, or open to others, is not used; any failure falls back to compiling.
+def _cache_dir():
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    path = os.path.join(base, 'replicator-vsphere', 'bundle-%%s' %% sys.implementation.cache_tag)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return path
+
+
+_CACHE = _cache_dir() if sys.implementation.cache_tag else None
+
+
+def _code(short):
+    path = os.path.join(_CACHE, '%%s-%%s.bin' %% (short, DIGESTS[short])) if _CACHE else None
+    if path:
+        try:
+            with open(path, 'rb') as f:
+                return marshal.loads(f.read())
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+    code = compile(SOURCES[short], '<bundle>/%%s.py' %% short, 'exec')
+    if path:
+        tmp = '%%s.%%d.tmp' %% (path, os.getpid())
+        try:
+            for name in os.listdir(_CACHE):      # older versions of this module
+                if name.startswith(short + '-') and name.endswith('.bin'):
+                    os.unlink(os.path.join(_CACHE, name))
+            with open(tmp, 'wb') as f:
+                f.write(marshal.dumps(code))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    return code
 
 
 sys.meta_path.insert(0, _BundleFinder())
@@ -87,7 +131,9 @@ def build_bundle(entry='receiver'):
     missing = [m for m in ('receiver', 'wire', 'digests', 'endpoint', 'replica_store', 'journal') if m not in sources]
     if missing:
         raise TransportError('cannot build the receiver bundle: missing module_utils %s' % ', '.join(missing))
-    program = 'SOURCES = %r\n' % (sources,) + _LOADER % {'pkg': PACKAGE} + ENTRIES[entry] % {'pkg': PACKAGE}
+    digests = dict((name, hashlib.sha256(text.encode('utf-8')).hexdigest()[:40]) for name, text in sources.items())
+    program = ('SOURCES = %r\nDIGESTS = %r\n' % (sources, digests) + _LOADER % {'pkg': PACKAGE}
+               + ENTRIES[entry] % {'pkg': PACKAGE})
     return program.encode('utf-8')
 
 
