@@ -180,6 +180,11 @@ class _Pipeline(object):
         self._stop = False
         self._wstats = []
         self._zero_run = None
+        # raw blocks of a file source go to a pipe by splice: the emitter does not copy them (the worker still read
+        # them, for the zero test, the digest and the compression probe)
+        src_fd = getattr(source, 'fd', None)
+        self._splice_base = getattr(source, 'base', 0) if (
+            isinstance(src_fd, int) and src_fd >= 0 and getattr(channel, 'can_splice', False)) else None
 
     # ---- workers --------------------------------------------------------------------------------------------
 
@@ -378,7 +383,12 @@ class _Pipeline(object):
             else:
                 if item.payload is None:
                     self._compress(item, _packer(self.level), {'compress_seconds': 0.0})
-                self.channel.data(item.offset, item.length, item.digest, item.payload, item.compressed)
+                if self._splice_base is not None and not item.compressed:
+                    self.channel.data_from_file(item.offset, item.length, item.digest, self.source.fd,
+                                                self._splice_base + item.offset)
+                    st['blocks_spliced'] = st.get('blocks_spliced', 0) + 1
+                else:
+                    self.channel.data(item.offset, item.length, item.digest, item.payload, item.compressed)
                 self._wire(len(item.payload))
                 st['bytes_data'] += item.length
                 st['bytes_compressed'] += len(item.payload)

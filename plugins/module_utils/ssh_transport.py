@@ -284,6 +284,16 @@ class StreamChannel(object):
         self._guard(lambda: self.writer.frame(wire.ZERO, flags=wire.FLAG_PARTIAL if partial else 0, offset=offset,
                                               arg=length, digest=digest))
 
+    @property
+    def can_splice(self):
+        return bool(self.writer is not None and self.writer.can_splice)
+
+    def data_from_file(self, offset, length, digest, src_fd, src_offset):
+        """A raw DATA op whose bytes are spliced from the source file (see FrameWriter.frame_from_file)."""
+        self.ops += 1
+        self._guard(lambda: self.writer.frame_from_file(wire.DATA, src_fd, src_offset, length, offset=offset,
+                                                        length=length, digest=digest))
+
     def copy(self, offset, length, digest, source, src_offset):
         self.ops += 1
         self._guard(lambda: self.writer.frame(wire.COPY, source=source, offset=offset, arg=src_offset, length=length,
