@@ -536,8 +536,9 @@ def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver=
         progress.set_stage('done')
         return Result(stats, plan.describe(), change_id, result.get('restore_point'), state)
     except BaseException as e:
-        # after END the receiver may have committed before the link broke: the caller must not claim it did not
-        if progress.stage == 'committing' and not committed:
+        # the link broke after END: the receiver may have committed before, so the caller must not claim it did not
+        # (a receiver that answered with an error, or a local one, did not commit)
+        if progress.stage == 'committing' and not committed and getattr(e, 'link_lost', False):
             e.commit_outcome_unknown = True
         progress.extra['error'] = str(e)
         progress.set_stage('failed')

@@ -247,8 +247,10 @@ class StreamChannel(object):
             rc = None
         self._err_thread.join(2)
         hint = self.stderr_text
-        raise TransportError('receiver (%s) %s (exit status %s)%s' % (
+        lost = TransportError('receiver (%s) %s (exit status %s)%s' % (
             self.spec.describe(), what, rc, ': ' + hint[-2000:] if hint else ''))
+        lost.link_lost = True   # no answer from the receiver: what it did last is not known here
+        raise lost
 
     def _guard(self, func):
         try:
