@@ -30,7 +30,9 @@ NBD_SCHEMES = ('nbd', 'nbds', 'nbd+unix', 'nbds+unix', 'nbd+tcp', 'nbds+tcp')
 # Start write-back of what was written every this many bytes (measured: 8 MiB 1.25 s, 2 MiB 1.05 s, 512 KiB 0.95 s
 # for a durable 1 GiB copy), so the final fsync has little left to do.
 WRITEBACK_BYTES = 512 * 1024
+SYNC_FILE_RANGE_WAIT_BEFORE = 1
 SYNC_FILE_RANGE_WRITE = 2
+_FADV_DONTNEED = getattr(os, 'POSIX_FADV_DONTNEED', None)
 
 
 class EndpointError(Exception):
@@ -96,9 +98,17 @@ class FileEndpoint(Endpoint):
     Write-behind: every `writeback_bytes` written, write-out of the dirty range written since the last kick is
     started (sync_file_range SYNC_FILE_RANGE_WRITE) by a helper thread, so the final flush() (fsync) finds little
     left, disk writes overlap with the copy, and a congested device queue never stalls the writing thread.
-    0 disables it."""
+    0 disables it.
 
-    def __init__(self, path, writable=False, base=0, size=None, name=None, writeback_bytes=WRITEBACK_BYTES):
+    Drop-behind (drop_behind, with write-behind): once the range kicked before is on the disk (the helper waits
+    for it, not the writer), its pages leave the page cache (POSIX_FADV_DONTNEED). A replica disk written through
+    the cache otherwise fills the proxy's memory with pages nobody reads again; and here keeping them was the
+    slow part: the same 533 MiB copy took 0.35-0.50 s with drop-behind and 0.4-1.6 s without (writes into a page
+    cache that keeps growing cost up to 5x the CPU). Readers of the target (journal, page diff, rehash) still see
+    the data: from the disk instead of the cache."""
+
+    def __init__(self, path, writable=False, base=0, size=None, name=None, writeback_bytes=WRITEBACK_BYTES,
+                 drop_behind=True):
         self.path = path
         self.name = name or path
         self.writable = bool(writable)
@@ -131,6 +141,8 @@ class FileEndpoint(Endpoint):
         self._punch = (_FALLOCATE is not None and not self.is_block_device)
         self.writeback_bytes = int(writeback_bytes or 0) if _SYNC_FILE_RANGE is not None else 0
         self.writeback_kicks = 0
+        self.drop_behind = bool(drop_behind) and _FADV_DONTNEED is not None
+        self.bytes_dropped = 0
         self._wb_cond = threading.Condition(threading.Lock())
         self._wb_thread = None
         self._wb_range = None
@@ -203,6 +215,7 @@ class FileEndpoint(Endpoint):
             self._wb_cond.notify()
 
     def _writeback(self):
+        kicked = None       # the range whose write-out was started last: dropped from the cache once it is done
         while True:
             with self._wb_cond:
                 while self._wb_range is None and self.fd >= 0 and self.writeback_bytes:
@@ -212,10 +225,23 @@ class FileEndpoint(Endpoint):
                 (lo, hi), self._wb_range = self._wb_range, None
                 fd = self.fd
             # ctypes releases the GIL: this may block on a busy device without holding anything up
-            if _SYNC_FILE_RANGE(fd, lo, hi - lo, SYNC_FILE_RANGE_WRITE) == 0:
-                self.writeback_kicks += 1
-            else:               # only a hint (e.g. not supported here): the final fsync makes it all durable
-                self.writeback_bytes = 0
+            if _SYNC_FILE_RANGE(fd, lo, hi - lo, SYNC_FILE_RANGE_WRITE) != 0:
+                self.writeback_bytes = 0    # only a hint (e.g. not supported here): the final fsync makes it durable
+                continue
+            self.writeback_kicks += 1
+            if self.drop_behind and kicked is not None:
+                self._drop(fd, kicked)
+            kicked = (lo, hi)
+
+    def _drop(self, fd, span):
+        """Wait for the write-out of span (started one kick ago) and drop its clean pages from the page cache."""
+        lo, hi = span
+        try:
+            if _SYNC_FILE_RANGE(fd, lo, hi - lo, SYNC_FILE_RANGE_WAIT_BEFORE) == 0:
+                os.posix_fadvise(fd, lo, hi - lo, _FADV_DONTNEED)
+                self.bytes_dropped += hi - lo
+        except OSError:     # the descriptor was closed under us, or fadvise is refused: the cache keeps the pages
+            self.drop_behind = False
 
     def _stop_writeback(self):
         thread = self._wb_thread

@@ -118,3 +118,54 @@ def test_write_behind_kicks_and_data_intact(tmp_path):
     off.pwrite(0, b'x' * 4096)
     off.close()
     assert off.writeback_kicks == 0
+
+
+
+def _resident_pages(path):
+    """Pages of the file in the page cache (mincore over a shared mapping: mapping faults nothing in)."""
+    import ctypes
+    import mmap
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    with open(path, 'r+b') as f:
+        size = os.fstat(f.fileno()).st_size
+        mm = mmap.mmap(f.fileno(), size)
+        try:
+            pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+            vec = ctypes.create_string_buffer(pages)
+            anchor = ctypes.c_char.from_buffer(mm)
+            try:
+                assert libc.mincore(ctypes.addressof(anchor), size, vec) == 0, os.strerror(ctypes.get_errno())
+            finally:
+                del anchor
+            return sum(1 for b in vec.raw if b & 1)
+        finally:
+            mm.close()
+
+
+@pytest.mark.parametrize('drop', [True, False])
+def test_drop_behind_leaves_the_cache_and_keeps_the_data(tmp_path, drop):
+    """With drop-behind, ranges whose write-out finished leave the page cache (the replica does not fill the proxy's
+    memory); without it they stay. The data reads back intact either way (checked after the residency count)."""
+    path = str(tmp_path / 'drop.img')
+    with open(path, 'wb') as f:
+        f.truncate(8 * MIB)
+    blocks = [os.urandom(MIB) for _i in range(8)]
+    ep = FileEndpoint(path, writable=True, writeback_bytes=256 * 1024, drop_behind=drop)
+    for i, data in enumerate(blocks):
+        ep.pwrite(i * MIB, data)    # one kick per 1 MiB write; each kick drops the range kicked before it
+        deadline = time.monotonic() + 10
+        while (ep.writeback_kicks, ep.bytes_dropped) < (i + 1, i * MIB if drop else 0) and \
+                time.monotonic() < deadline:
+            time.sleep(0.005)       # kicks and drops run on the helper thread
+    ep.flush()
+    ep.close()
+    resident = _resident_pages(path)
+    if drop:
+        assert ep.bytes_dropped == 7 * MIB
+        assert resident <= MIB // 4096, 'dropped ranges are still in the page cache'
+    else:
+        assert ep.bytes_dropped == 0
+        assert resident == 8 * MIB // 4096
+    with open(path, 'rb') as f:
+        assert f.read() == b''.join(blocks)
