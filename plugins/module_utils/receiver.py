@@ -210,11 +210,17 @@ class Receiver(object):
 
         partial: the op covers only [offset, offset + length) inside one block (digest of those bytes); the block's
         digest for the map is recomputed from the target in finish()."""
+        self.store_data(offset, length, digest, self.decode_data(offset, length, digest, payload, compressed, partial),
+                        partial=partial, copied=bool(compressed))
+
+    def decode_data(self, offset, length, digest, payload, compressed, partial=False):
+        """The checks, decompression and verification of a DATA op: returns the plain bytes (payload itself when
+        it was not compressed). Touches nothing but the decompressor and verify_seconds, so a stream's reader
+        thread can run it for the next op while store_data() writes the previous one."""
         if partial:
             self._check_piece(offset, length, 'DATA')
         else:
             self._check_block(offset, length)
-        self.ops += 1
         started = time.monotonic()
         if compressed:
             if not HAS_ZSTD:
@@ -231,11 +237,17 @@ class Receiver(object):
             raise ReceiverError('block at offset %d: digest mismatch after decompression (corrupted stream); the '
                                 'cycle is aborted and nothing is committed' % offset)
         self.stats['verify_seconds'] += time.monotonic() - started
+        return plain
+
+    def store_data(self, offset, length, digest, plain, partial=False, copied=False):
+        """Write (or queue for the journal batch) a DATA op that decode_data() verified. copied: `plain` is a
+        private object (the decompressor's output), not a buffer the caller will reuse."""
+        self.ops += 1
         kind = 'piece' if partial else 'data'
         if not self.journal:
             self._apply(kind, offset, length, digest, plain)
             return
-        if compressed:
+        if copied:
             data = plain
         else:
             data = self._slot(len(self._pending), length)
@@ -506,11 +518,13 @@ class Receiver(object):
 
 
 class _ReadAhead(object):
-    """Reader thread: parses frames off the stream into a few reusable block buffers while the caller's thread
-    decompresses, verifies and writes the previous ones (bounded: READ_AHEAD_FRAMES frames in flight)."""
+    """Reader thread: parses frames off the stream into a few reusable block buffers and decodes DATA frames
+    (checks, zstd decompress, xxh3 verify: Receiver.decode_data) while the caller's thread writes the previous ones
+    (bounded: READ_AHEAD_FRAMES frames in flight). Only verified bytes ever reach the caller."""
 
-    def __init__(self, reader, block_size, depth=READ_AHEAD_FRAMES):
+    def __init__(self, reader, block_size, decode, depth=READ_AHEAD_FRAMES):
         self.reader = reader
+        self.decode = decode
         self._free = queue.Queue()
         for _i in range(depth + 2):
             self._free.put(bytearray(block_size))
@@ -541,13 +555,21 @@ class _ReadAhead(object):
                 if buf is None:
                     return
                 frame = self.reader.read_frame(into=buf)
-                if frame is None or frame.op != wire.DATA:
+                plain = None
+                if frame is not None and frame.op == wire.DATA:
+                    compressed = bool(frame.flags & wire.FLAG_ZSTD)
+                    plain = self.decode(frame.offset, frame.length, frame.digest, frame.payload, compressed,
+                                        bool(frame.flags & wire.FLAG_PARTIAL))
+                    if compressed:      # the plain bytes are the decompressor's own: the buffer is free again
+                        self._free.put(buf)
+                        buf = None
+                else:
                     self._free.put(buf)
                     buf = None
-                if not self._put((frame, buf)) or frame is None:
+                if not self._put((frame, plain, buf)) or frame is None:
                     return
         except BaseException as e:  # handed to the caller's thread
-            self._put((e, None))
+            self._put((e, None, None))
 
     def cpu(self):
         """CPU seconds the reader thread has used so far (0.0 where per-thread clocks are not available)."""
@@ -557,11 +579,12 @@ class _ReadAhead(object):
             return 0.0
 
     def get(self):
-        """(frame or None at end of stream, buffer to give back with release())."""
-        frame, buf = self._frames.get()
+        """(frame or None at end of stream, the verified plain bytes of a DATA frame, buffer to give back with
+        release())."""
+        frame, plain, buf = self._frames.get()
         if isinstance(frame, BaseException):
             raise frame
-        return frame, buf
+        return frame, plain, buf
 
     def release(self, buf):
         if buf is not None:
@@ -587,15 +610,15 @@ def serve(rfile, wfd):
         writer.json(wire.STATE, state)
         for sid in sorted(maps):
             writer.frame(wire.MAP, maps[sid].to_bytes(), source=sid)
-        ahead = _ReadAhead(reader, rx.block_size)
+        ahead = _ReadAhead(reader, rx.block_size, rx.decode_data)
         apply_cpu = time.thread_time()
         while True:
-            f, buf = ahead.get()
+            f, plain, buf = ahead.get()
             if f is None:
                 raise ReceiverError('stream truncated: the sender went away before END; nothing is committed')
             if f.op == wire.DATA:
-                rx.apply_data(f.offset, f.length, f.digest, f.payload, f.flags & wire.FLAG_ZSTD,
-                              partial=bool(f.flags & wire.FLAG_PARTIAL))
+                rx.store_data(f.offset, f.length, f.digest, plain, partial=bool(f.flags & wire.FLAG_PARTIAL),
+                              copied=buf is None)
                 ahead.release(buf)
             elif f.op == wire.ZERO:
                 rx.apply_zero(f.offset, f.arg, f.digest, partial=bool(f.flags & wire.FLAG_PARTIAL))
