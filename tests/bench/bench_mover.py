@@ -27,6 +27,9 @@ import time
 
 MIB = 1024 * 1024
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import cpu_floor  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def make_image(path, size, seed=7):
@@ -132,6 +135,13 @@ def _cpu_line(st):
     return ', '.join(parts)
 
 
+def _thread_cpu(st):
+    """CPU seconds of the copy threads: sender workers + emitter, receiver apply + wire reader."""
+    cpu = st.get('cpu') or {}
+    rx = (st.get('receiver') or {}).get('cpu') or {}
+    return sum(cpu.get(k, 0.0) for k in ('workers', 'emit')) + sum(rx.get(k, 0.0) for k in ('apply', 'wire_read'))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--size-mib', type=int, default=1024)
@@ -189,6 +199,7 @@ def main():
         for peer in ('nbdcopy --flush', 'nbdcopy'):
             if peer in peers:
                 rows.append(('full, zstd-1, wire to child receiver', zstd, peer, peers[peer]))
+        floor = cpu_floor.measure(src, work, repeat=n)
         clone(dst, path('base.img'))
         clone(dst + '.replicator', path('base.img.replicator'))
 
@@ -236,6 +247,14 @@ def main():
         rx = st.get('receiver') or {}
         print('%-44s %8.3f  %-36s %8.3f  %9.2fx  %7.0f  %7.0f' % (
             name, t, peer, tp, tp / t, st['peak_rss_bytes'] / MIB, rx.get('peak_rss_bytes', 0) / MIB))
+    print()
+    zstd_st = zstd[1]
+    print('CPU floor of a zstd-1 cycle (one thread, no pipeline; cpu_floor.py), %d data blocks: %s; sum %.3f CPU s '
+          '(/ 2 cores = %.3f s); nbdcopy\'s share (read + write) %.3f CPU s; the zstd case used %.3f CPU s in its '
+          'threads for a %.3f s copy stage' % (
+              floor['blocks'], ', '.join('%s %.3f' % (k, floor['stages'][k]) for k in cpu_floor.STAGES),
+              floor['mover'], floor['mover'] / 2, floor['nbdcopy_share'], _thread_cpu(zstd_st),
+              zstd_st['durations']['copy_seconds']))
     print()
     seen = set()
     for name, (t, st), _peer, _tp in rows:

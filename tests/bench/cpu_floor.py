@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, replicator.vsphere contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The CPU a full zstd-1 cycle cannot avoid, measured stage by stage in one thread on the bench image.
+
+    PYTHONPATH=<acroot> .venv/bin/python tests/bench/cpu_floor.py SRC_IMAGE [--dir D] [--repeat 3]
+
+One pass over the data blocks of SRC_IMAGE (holes found with SEEK_DATA are skipped, as the mover does) does, per
+1 MiB block, exactly the work the sender and the receiver of a zstd-1 cycle do, with the mover's own functions, and
+times each stage with the thread's CPU clock: read (preadv into a reused buffer), sender digest (xxh3-128), pack
+(the mover's Packer: probe, then zstd-1 or raw), pipe (raw blocks spliced from the file into a pipe, compressed ones
+written; then read out into a buffer, as the receiver's reader thread does), decompress, receiver digest, and the
+pwrite into a new file. No threads, no queues, no interpreter start: the sum is a floor for the CPU of the real
+pipeline, and half of it is the least wall time two cores can need for the copy stage. nbdcopy's share of the same
+list is read + write. Best of --repeat passes per stage. Used by bench_mover.py; prints JSON when run alone.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import argparse
+import fcntl
+import json
+import os
+import tempfile
+import time
+
+MIB = 1024 * 1024
+F_GETPIPE_SZ = getattr(fcntl, 'F_GETPIPE_SZ', 1032)
+STAGES = ('read', 'digest', 'pack', 'pipe', 'decompress', 'verify', 'write')
+
+
+def data_blocks(fd, size, block_size):
+    """Offsets of the blocks that hold data (SEEK_DATA / SEEK_HOLE), like the mover's plan of a sparse file."""
+    out = []
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:
+            break
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        first = start // block_size * block_size
+        out.extend(range(first, min(end, size), block_size))
+        pos = max(end, first + block_size)
+    return sorted(set(out))
+
+
+def one_pass(src, scratch_dir, block_size=MIB, level=1):
+    import zstandard
+    from ansible_collections.replicator.vsphere.plugins.module_utils.digests import block_digest
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover import Packer
+    from ansible_collections.replicator.vsphere.plugins.module_utils.wire import widen_pipe
+
+    cpu = dict.fromkeys(STAGES, 0.0)
+    clock = time.thread_time
+    packer = Packer(level)
+    dctx = zstandard.ZstdDecompressor()
+    buf = bytearray(block_size)
+    landing = bytearray(block_size)
+    fd = os.open(src, os.O_RDONLY)
+    out_path = tempfile.mktemp(prefix='floor', dir=scratch_dir)
+    out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    rpipe, wpipe = os.pipe()
+    widen_pipe(wpipe, block_size)
+    room = fcntl.fcntl(wpipe, F_GETPIPE_SZ)
+    blocks = 0
+    try:
+        size = os.fstat(fd).st_size
+        for offset in data_blocks(fd, size, block_size):
+            n = min(block_size, size - offset)
+            view = memoryview(buf)[:n]
+            t = clock()
+            os.preadv(fd, [view], offset)
+            t1 = clock()
+            digest = block_digest(view)
+            t2 = clock()
+            payload, compressed = packer.pack(view)
+            t3 = clock()
+            got = memoryview(landing)[:len(payload)]
+            done = 0
+            while done < len(got):      # through the pipe in pieces of its capacity, one thread on both ends
+                step = min(room, len(got) - done)
+                if compressed:
+                    sent = os.write(wpipe, payload[done:done + step])
+                else:
+                    sent = os.splice(fd, wpipe, step, offset_src=offset + done)
+                pos = 0
+                while pos < sent:
+                    pos += os.readv(rpipe, [got[done + pos:done + sent]])
+                done += sent
+            t4 = clock()
+            plain = dctx.decompress(got, max_output_size=n) if compressed else got
+            t5 = clock()
+            if block_digest(plain) != digest:
+                raise RuntimeError('block at %d did not survive the round trip' % offset)
+            t6 = clock()
+            os.pwrite(out, plain, offset)
+            t7 = clock()
+            for stage, secs in zip(STAGES, (t1 - t, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6)):
+                cpu[stage] += secs
+            blocks += 1
+    finally:
+        for f in (fd, out, rpipe, wpipe):
+            os.close(f)
+        os.unlink(out_path)
+    return cpu, blocks
+
+
+def measure(src, scratch_dir=None, repeat=3):
+    """Best CPU seconds per stage over `repeat` passes: {'stages': {...}, 'mover': sum, 'nbdcopy_share': read +
+    write, 'blocks': n}."""
+    best = None
+    blocks = 0
+    for _i in range(repeat):
+        os.sync()
+        cpu, blocks = one_pass(src, scratch_dir or os.path.dirname(os.path.abspath(src)))
+        best = cpu if best is None else {k: min(best[k], cpu[k]) for k in STAGES}
+    return {'stages': best, 'mover': sum(best.values()), 'nbdcopy_share': best['read'] + best['write'],
+            'blocks': blocks}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('src')
+    p.add_argument('--dir')
+    p.add_argument('--repeat', type=int, default=3)
+    a = p.parse_args()
+    print(json.dumps(measure(a.src, a.dir, a.repeat), indent=1, sort_keys=True))
+
+
+if __name__ == '__main__':
+    main()
