@@ -120,7 +120,6 @@ def test_write_behind_kicks_and_data_intact(tmp_path):
     assert off.writeback_kicks == 0
 
 
-
 def _resident_pages(path):
     """Pages of the file in the page cache (mincore over a shared mapping: mapping faults nothing in)."""
     import ctypes
