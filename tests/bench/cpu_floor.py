@@ -5,14 +5,15 @@
 
     PYTHONPATH=<acroot> .venv/bin/python tests/bench/cpu_floor.py SRC_IMAGE [--dir D] [--repeat 3]
 
-One pass over the data blocks of SRC_IMAGE (holes found with SEEK_DATA are skipped, as the mover does) does, per
-1 MiB block, exactly the work the sender and the receiver of a zstd-1 cycle do, with the mover's own functions, and
-times each stage with the thread's CPU clock: read (preadv into a reused buffer), sender digest (xxh3-128), pack
-(the mover's Packer: probe, then zstd-1 or raw), pipe (raw blocks spliced from the file into a pipe, compressed ones
-written; then read out into a buffer, as the receiver's reader thread does), decompress, receiver digest, and the
-pwrite into a new file. No threads, no queues, no interpreter start: the sum is a floor for the CPU of the real
-pipeline, and half of it is the least wall time two cores can need for the copy stage. nbdcopy's share of the same
-list is read + write. Best of --repeat passes per stage. Used by bench_mover.py; prints JSON when run alone.
+One pass over the data blocks of SRC_IMAGE (the mover's own full plan: blocks in source holes are not read) does,
+per 1 MiB block, exactly the work the sender and the receiver of a zstd-1 cycle do, with the mover's own functions,
+and times each stage with the thread's CPU clock: read (the source endpoint's preadinto into a reused buffer), sender
+digest (xxh3-128), pack (the mover's Packer: probe, then zstd-1 or raw), pipe (raw blocks spliced from the file into
+a pipe, compressed ones written; then read out into a buffer, as the receiver's reader thread does), decompress,
+receiver digest, and the pwrite into a new file. No threads, no queues, no interpreter start: the sum is a floor for
+the CPU of the real pipeline, and half of it is the least wall time two cores can need for the copy stage.
+nbdcopy's share of the same list is read + write. Best of --repeat passes per stage. Used by bench_mover.py; prints
+JSON when run alone.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,26 +30,12 @@ F_GETPIPE_SZ = getattr(fcntl, 'F_GETPIPE_SZ', 1032)
 STAGES = ('read', 'digest', 'pack', 'pipe', 'decompress', 'verify', 'write')
 
 
-def data_blocks(fd, size, block_size):
-    """Offsets of the blocks that hold data (SEEK_DATA / SEEK_HOLE), like the mover's plan of a sparse file."""
-    out = []
-    pos = 0
-    while pos < size:
-        try:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:
-            break
-        end = os.lseek(fd, start, os.SEEK_HOLE)
-        first = start // block_size * block_size
-        out.extend(range(first, min(end, size), block_size))
-        pos = max(end, first + block_size)
-    return sorted(set(out))
-
-
 def one_pass(src, scratch_dir, block_size=MIB, level=1):
     import zstandard
     from ansible_collections.replicator.vsphere.plugins.module_utils.digests import block_digest
+    from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import FileEndpoint
     from ansible_collections.replicator.vsphere.plugins.module_utils.mover import Packer
+    from ansible_collections.replicator.vsphere.plugins.module_utils.plan import build_plan
     from ansible_collections.replicator.vsphere.plugins.module_utils.wire import widen_pipe
 
     cpu = dict.fromkeys(STAGES, 0.0)
@@ -57,19 +44,22 @@ def one_pass(src, scratch_dir, block_size=MIB, level=1):
     dctx = zstandard.ZstdDecompressor()
     buf = bytearray(block_size)
     landing = bytearray(block_size)
-    fd = os.open(src, os.O_RDONLY)
+    source = FileEndpoint(src)
+    fd = source.fd
     out, out_path = tempfile.mkstemp(prefix='floor', dir=scratch_dir)
     rpipe, wpipe = os.pipe()
     widen_pipe(wpipe, block_size)
     room = fcntl.fcntl(wpipe, F_GETPIPE_SZ)
     blocks = 0
     try:
-        size = os.fstat(fd).st_size
-        for offset in data_blocks(fd, size, block_size):
-            n = min(block_size, size - offset)
+        plan = build_plan('full', source.size, block_size, source_extents=list(source.extents(0, source.size)))
+        for index in plan.blocks:
+            if index in plan.source_zero:   # a hole: the mover sends ZERO without reading it
+                continue
+            offset, n = plan.block_range(index)
             view = memoryview(buf)[:n]
             t = clock()
-            os.preadv(fd, [view], offset)
+            source.preadinto(offset, view)
             t1 = clock()
             digest = block_digest(view)
             t2 = clock()
@@ -99,7 +89,8 @@ def one_pass(src, scratch_dir, block_size=MIB, level=1):
                 cpu[stage] += secs
             blocks += 1
     finally:
-        for f in (fd, out, rpipe, wpipe):
+        source.close()
+        for f in (out, rpipe, wpipe):
             os.close(f)
         os.unlink(out_path)
     return cpu, blocks
