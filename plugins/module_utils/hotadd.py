@@ -64,20 +64,26 @@ def _read(path):
         return None
 
 
-def _start_ticks(pid):
+def _stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
     stat = _read('/proc/%s/stat' % pid)
-    if not stat:
-        return None
-    fields = stat.rsplit(')', 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
+    return stat.rsplit(')', 1)[-1].split() if stat else None
+
+
+def _start_ticks(pid):
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else None
 
 
 def process_alive(pid, start):
-    """Whether process `pid` with that start time runs on this host (a reused pid has another start time)."""
+    """Whether process `pid` with that start time runs on this host (a reused pid has another start time). A zombie
+    (killed, not yet reaped: its parent died with it and init has not collected it) does not run any more."""
     if not pid:
         return False
-    ticks = _start_ticks(pid)
-    return ticks is not None and (start is None or ticks == start)
+    fields = _stat_fields(pid)
+    if not fields or len(fields) <= 19 or fields[0] in ('Z', 'X'):
+        return False
+    return start is None or fields[19] == start
 
 
 def _bios_uuid_forms():
