@@ -45,6 +45,9 @@ class Endpoint(object):
     size = 0
     writable = False
     name = ''
+    # True where concurrent pwrite() calls only queue up inside the kernel: callers writing from several threads
+    # then take turns in user space instead (a waiting thread sleeps rather than spins)
+    serial_writes = False
 
     def preadinto(self, offset, buf):
         """Fill all of buf (writable buffer) with the bytes at offset; EndpointError on short read or I/O error."""
@@ -100,12 +103,17 @@ class FileEndpoint(Endpoint):
     left, disk writes overlap with the copy, and a congested device queue never stalls the writing thread.
     0 disables it.
 
+    serial_writes: buffered writes to one file serialize on its inode lock (ext4), where a second writer spins on
+    the owner and burns the core the other threads need.
+
     Drop-behind (drop_behind, with write-behind): once the range kicked before is on the disk (the helper waits
     for it, not the writer), its pages leave the page cache (POSIX_FADV_DONTNEED). A replica disk written through
     the cache otherwise fills the proxy's memory with pages nobody reads again; and here keeping them was the
     slow part: the same 533 MiB copy took 0.35-0.50 s with drop-behind and 0.4-1.6 s without (writes into a page
     cache that keeps growing cost up to 5x the CPU). Readers of the target (journal, page diff, rehash) still see
     the data: from the disk instead of the cache."""
+
+    serial_writes = True
 
     def __init__(self, path, writable=False, base=0, size=None, name=None, writeback_bytes=WRITEBACK_BYTES,
                  drop_behind=True):

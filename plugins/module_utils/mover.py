@@ -5,8 +5,9 @@
 
 Worker threads read blocks into pooled buffers, test for zeros, digest, look up the dedupe index and compress (one
 zstd compressor per thread); the calling thread emits the results strictly in block order, makes the final dedupe
-decision, applies the bandwidth limit and reports progress. The receiver is in-process ('local', no serialization)
-or a remote process fed through the wire (ssh_transport). Entry point: replicate_disk().
+decision, applies the bandwidth limit and reports progress. The receiver is in-process ('local', no serialization;
+in unjournaled cycles the workers write whole DATA blocks themselves: local_channel) or a remote process fed through
+the wire (ssh_transport). Entry point: replicate_disk().
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,9 +29,9 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.digests import 
     DigestMap, block_digest, index_of_map, require_xxhash, zero_digest,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import Endpoint, open_endpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.local_channel import LocalChannel
 from ansible_collections.replicator.vsphere.plugins.module_utils.plan import build_plan
 from ansible_collections.replicator.vsphere.plugins.module_utils.progress import Progress
-from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import Receiver
 from ansible_collections.replicator.vsphere.plugins.module_utils.throttle import TokenBucket
 from ansible_collections.replicator.vsphere.plugins.module_utils.wire import FRAME_HEADER_SIZE
 
@@ -58,41 +59,6 @@ class Result(object):
     def as_dict(self):
         return {'stats': self.stats, 'plan': self.plan, 'committed_change_id': self.committed_change_id,
                 'restore_point': self.restore_point, 'receiver_state': self.receiver_state}
-
-
-class LocalChannel(object):
-    """In-process receiver: ops are method calls, payloads are passed by reference."""
-
-    bytes_sent = 0
-
-    def __init__(self, allowed_roots=None):
-        self.rx = Receiver(allowed_roots=allowed_roots)
-        self.result = None
-
-    def hello(self, params):
-        return self.rx.hello(params)
-
-    def data(self, offset, length, digest, payload, compressed, partial=False):
-        self.rx.apply_data(offset, length, digest, payload, compressed, partial=partial)
-
-    def zero(self, offset, length, digest, partial=False):
-        self.rx.apply_zero(offset, length, digest, partial=partial)
-
-    def copy(self, offset, length, digest, source, src_offset):
-        self.rx.apply_copy(offset, length, digest, source, src_offset)
-
-    def end(self, info):
-        need = self.rx.finish()
-        if need:
-            return need
-        self.result = self.rx.commit(info.get('change_id'), meta=info.get('meta'), retention=info.get('retention'))
-        return []
-
-    def abort(self, message=''):
-        self.rx.abort()
-
-    def close(self):
-        self.rx.close()
 
 
 class Packer(object):
@@ -136,7 +102,8 @@ def _packer(level):
 class _Item(object):
     """One block's outcome. kind PARTS: `parts` is a list of (offset, length, ZERO|DATA, digest, payload,
     compressed) sub-block ranges (payloads may be views into buf)."""
-    __slots__ = ('index', 'kind', 'offset', 'length', 'digest', 'payload', 'compressed', 'buf', 'loc', 'parts')
+    __slots__ = ('index', 'kind', 'offset', 'length', 'digest', 'payload', 'compressed', 'buf', 'loc', 'parts',
+                 'written')
 
     def __init__(self, index, kind, offset, length, digest=None, payload=None, compressed=False, buf=None, loc=None,
                  parts=None):
@@ -150,6 +117,7 @@ class _Item(object):
         self.buf = buf
         self.loc = loc
         self.parts = parts
+        self.written = False    # a DATA block a worker already wrote (direct writes): the emitter only books it
 
 
 class _Pipeline(object):
@@ -183,6 +151,12 @@ class _Pipeline(object):
         # raw blocks of a file source go to a pipe by splice: the emitter does not copy them (the worker still read
         # them, for the zero test, the digest and the compression probe)
         src_fd = getattr(source, 'fd', None)
+        # whole DATA blocks of an unjournaled in-process cycle are written by the worker that read them (its buffer
+        # is still in that core's cache); the emitter books them in order. Duplicates within the cycle: the first
+        # block of a digest to be written claims it (_writing), the others wait for its write and become copies of it
+        self._direct = bool(getattr(channel, 'direct_writes', False)) and not use_target_index
+        self._writing = set()
+        self._written = threading.Condition(threading.Lock())
         self._splice_base = getattr(source, 'base', 0) if (
             isinstance(src_fd, int) and src_fd >= 0 and getattr(channel, 'can_splice', False)) else None
 
@@ -258,7 +232,41 @@ class _Pipeline(object):
                 return _Item(index, SAME, offset, length, digest)
             return _Item(index, COPY, offset, length, digest, buf=buf, loc=loc)
         item = _Item(index, DATA, offset, length, digest, buf=buf)
+        if self._direct:
+            return self._write_direct(item, ws)
         self._compress(item, cctx, ws)
+        return item
+
+    def _write_direct(self, item, ws):
+        """Direct writes: write the block now, or make it a copy of the block of this cycle that has its digest
+        (waiting while that block is being written). Written blocks go into the dedupe index once on the target."""
+        digest = item.digest
+        with self._written:
+            while digest in self._writing:
+                if self._stop:
+                    raise MoverError('stopped')
+                self._written.wait(0.5)
+            loc = self.index.get(digest)
+            if loc is None or loc[2] != item.length:
+                self._writing.add(digest)
+        if loc is not None and loc[2] == item.length:
+            item.kind = COPY
+            item.loc = loc
+            return item
+        t0 = time.monotonic()
+        ok = False
+        try:
+            self.channel.write_block(item.offset, item.length, digest, item.buf)
+            ok = True
+        finally:
+            with self._written:
+                self._writing.discard(digest)
+                if ok:
+                    self.index.setdefault(digest, (0, item.offset, item.length))
+                self._written.notify_all()
+        ws['write_seconds'] = ws.get('write_seconds', 0.0) + time.monotonic() - t0
+        item.payload = item.buf
+        item.written = True
         return item
 
     def _process_parts(self, index, offset, length, pieces, buf, cctx, ws):
@@ -372,6 +380,13 @@ class _Pipeline(object):
                 self._zero_run = (item.offset, item.length)
             self.session_map.set(item.index, item.digest)
             st['bytes_zero'] += item.length
+        elif item.written:
+            self.channel.book_block(item.offset, item.length, item.digest)
+            self._wire(item.length)
+            st['bytes_data'] += item.length
+            st['bytes_compressed'] += item.length
+            st['blocks_written_direct'] = st.get('blocks_written_direct', 0) + 1
+            self.session_map.set(item.index, item.digest)
         else:
             loc = item.loc if item.kind == COPY else self.index.get(item.digest)
             if loc is not None and not self._valid(loc, item):
@@ -424,6 +439,8 @@ class _Pipeline(object):
             return True
         if offset == item.offset:
             return False
+        if self._direct:    # a block a worker wrote in this cycle (_write_direct): each block is written once per plan
+            return True
         return self.session_map.matches(offset // self.plan.block_size, item.digest)
 
 

@@ -89,6 +89,9 @@ class Receiver(object):
         self._zero_block = None
         self._dctx = None
         self._partial = set()
+        self._write_lock = threading.Lock()     # write_unjournaled() on a target with serial_writes
+        self._direct_lock = threading.Lock()    # its timings: added to stats in finish()
+        self._direct_seconds = [0.0, 0.0]       # verify, write
         self.stats = {'ops': 0, 'bytes_written': 0, 'bytes_zeroed': 0, 'bytes_zero_skipped': 0, 'bytes_copied': 0,
                       'copy_misses': 0, 'bytes_journaled': 0, 'bytes_seed_read': 0, 'bytes_rehashed': 0,
                       'partial_ops': 0, 'bytes_same_skipped': 0, 'diff_seconds': 0.0, 'write_seconds': 0.0, 'journal_seconds': 0.0, 'verify_seconds': 0.0,
@@ -253,6 +256,38 @@ class Receiver(object):
             data = self._slot(len(self._pending), length)
             data[:] = plain
         self._queue((kind, offset, length, digest, data))
+
+    def write_unjournaled(self, offset, length, digest, plain):
+        """A whole DATA block from an in-process sender's worker thread, in any order (unjournaled cycles only: the
+        first cycle of a replica, or journal off): checks, verifies and writes it. Safe to call from several threads
+        at once for distinct blocks; book_written() then books it in op order. A wrong block raises ReceiverError
+        before anything of it is written."""
+        if self.journal:
+            raise ReceiverError('internal error: a journaled cycle takes its blocks in order, through apply_data()')
+        self._check_block(offset, length)
+        started = time.monotonic()
+        if len(plain) != length or block_digest(plain) != digest:
+            raise ReceiverError('block at offset %d: digest mismatch between the block read and the block to '
+                                'write; the cycle is aborted and nothing is committed' % offset)
+        verified = time.monotonic()
+        if self.target.serial_writes:
+            with self._write_lock:
+                self.target.pwrite(offset, plain)
+        else:
+            self.target.pwrite(offset, plain)
+        done = time.monotonic()
+        with self._direct_lock:
+            self._direct_seconds[0] += verified - started
+            self._direct_seconds[1] += done - verified
+
+    def book_written(self, offset, length, digest):
+        """Book a block write_unjournaled() wrote (op count, digest map, zero map), in op order."""
+        self.ops += 1
+        i = offset // self.block_size
+        self.zero_known[i] = 0
+        self._partial.discard(i)
+        self.map.set(i, digest)
+        self.stats['bytes_written'] += length
 
     def apply_zero(self, offset, length, digest, partial=False):
         """ZERO op over one or more whole blocks (partial: over a range inside one block)."""
@@ -472,6 +507,10 @@ class Receiver(object):
     def finish(self, ops=None):
         """Apply what is pending; returns the NEED list (offsets of COPY blocks to resend as DATA)."""
         self._flush_batch()
+        with self._direct_lock:
+            self.stats['verify_seconds'] += self._direct_seconds[0]
+            self.stats['write_seconds'] += self._direct_seconds[1]
+            self._direct_seconds = [0.0, 0.0]
         if ops is not None and ops != self.ops:
             raise ReceiverError('the sender sent %d ops but %d arrived (truncated stream); nothing is committed'
                                 % (ops, self.ops))

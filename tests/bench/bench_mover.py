@@ -81,16 +81,24 @@ def clone(src, dst):
 def best_of_group(repeat, tools):
     """Best of `repeat` runs of each (name, prepare, run) of `tools`: prepare() (not timed), sync, run() -> (seconds,
     extra). The tools run round-robin (1, 2, ..., 1, 2, ...) so that a burst of load from other jobs on the shared
-    machine hits every tool of a comparison alike."""
-    out = {}
+    machine hits every tool of a comparison alike. Returns {name: (best seconds, extra of that run, median
+    seconds)}: the median is printed next to the best, as one fast outlier of a peer can decide a ratio of bests."""
+    best, times = {}, {}
     for _rep in range(repeat):
         for name, prepare, run in tools:
             prepare()
             os.sync()
             res = run()
-            if name not in out or res[0] < out[name][0]:
-                out[name] = res
-    return out
+            times.setdefault(name, []).append(res[0])
+            if name not in best or res[0] < best[name][0]:
+                best[name] = res
+    return dict((name, (secs, extra, _median(times[name]))) for name, (secs, extra) in best.items())
+
+
+def _median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
 
 
 def timed(cmd):
@@ -241,12 +249,12 @@ def main():
 
     print('image: %d MiB (~50%% holes, ~25%% compressible, ~25%% random), workers=%d, cpus=%d, best of %d'
           % (a.size_mib, a.workers, os.cpu_count(), n))
-    print('%-44s %8s  %-36s %8s  %10s  %7s  %7s' % ('case', 'mover s', 'peer', 'peer s', 'peer/mover', 'snd MiB',
-                                                    'rcv MiB'))
-    for name, (t, st), peer, (tp, _x) in rows:
+    print('%-44s %8s  %-36s %8s  %10s  %7s  %7s  %10s' % ('case', 'mover s', 'peer', 'peer s', 'peer/mover', 'snd MiB',
+                                                          'rcv MiB', 'of medians'))
+    for name, (t, st, tm), peer, (tp, _x, tpm) in rows:
         rx = st.get('receiver') or {}
-        print('%-44s %8.3f  %-36s %8.3f  %9.2fx  %7.0f  %7.0f' % (
-            name, t, peer, tp, tp / t, st['peak_rss_bytes'] / MIB, rx.get('peak_rss_bytes', 0) / MIB))
+        print('%-44s %8.3f  %-36s %8.3f  %9.2fx  %7.0f  %7.0f  %9.2fx' % (
+            name, t, peer, tp, tp / t, st['peak_rss_bytes'] / MIB, rx.get('peak_rss_bytes', 0) / MIB, tpm / tm))
     print()
     zstd_st = zstd[1]
     print('CPU floor of a zstd-1 cycle (one thread, no pipeline; cpu_floor.py), %d data blocks: %s; sum %.3f CPU s '
@@ -257,7 +265,7 @@ def main():
               zstd_st['durations']['copy_seconds']))
     print()
     seen = set()
-    for name, (t, st), _peer, _tp in rows:
+    for name, (t, st, _tm), _peer, _tp in rows:
         if name in seen:
             continue
         seen.add(name)
