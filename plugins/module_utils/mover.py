@@ -233,11 +233,11 @@ class _Pipeline(object):
             return _Item(index, COPY, offset, length, digest, buf=buf, loc=loc)
         item = _Item(index, DATA, offset, length, digest, buf=buf)
         if self._direct:
-            return self._write_direct(item, ws)
+            return self._write_direct(item)
         self._compress(item, cctx, ws)
         return item
 
-    def _write_direct(self, item, ws):
+    def _write_direct(self, item):
         """Direct writes: write the block now, or make it a copy of the block of this cycle that has its digest
         (waiting while that block is being written). Written blocks go into the dedupe index once on the target."""
         digest = item.digest
@@ -247,13 +247,11 @@ class _Pipeline(object):
                     raise MoverError('stopped')
                 self._written.wait(0.5)
             loc = self.index.get(digest)
-            if loc is None or loc[2] != item.length:
-                self._writing.add(digest)
-        if loc is not None and loc[2] == item.length:
-            item.kind = COPY
-            item.loc = loc
-            return item
-        t0 = time.monotonic()
+            if loc is not None and loc[2] == item.length:
+                item.kind = COPY
+                item.loc = loc
+                return item
+            self._writing.add(digest)
         ok = False
         try:
             self.channel.write_block(item.offset, item.length, digest, item.buf)
@@ -264,8 +262,6 @@ class _Pipeline(object):
                 if ok:
                     self.index.setdefault(digest, (0, item.offset, item.length))
                 self._written.notify_all()
-        ws['write_seconds'] = ws.get('write_seconds', 0.0) + time.monotonic() - t0
-        item.payload = item.buf
         item.written = True
         return item
 

@@ -283,11 +283,7 @@ class Receiver(object):
     def book_written(self, offset, length, digest):
         """Book a block write_unjournaled() wrote (op count, digest map, zero map), in op order."""
         self.ops += 1
-        i = offset // self.block_size
-        self.zero_known[i] = 0
-        self._partial.discard(i)
-        self.map.set(i, digest)
-        self.stats['bytes_written'] += length
+        self._book(offset, length, digest)
 
     def apply_zero(self, offset, length, digest, partial=False):
         """ZERO op over one or more whole blocks (partial: over a range inside one block)."""
@@ -422,15 +418,20 @@ class Receiver(object):
         started = time.monotonic()
         self.target.pwrite(offset, data)
         self.stats['write_seconds'] += time.monotonic() - started
+        self._book(offset, len(data), digest)
+
+    def _book(self, offset, length, digest):
+        """The maps and counters of `length` bytes written at offset (digest None: a piece of the block, whose
+        digest is recomputed in finish())."""
         i = offset // self.block_size
         self.zero_known[i] = 0
-        if digest is None:          # a piece of the block: its digest is recomputed in finish()
+        if digest is None:
             self._partial.add(i)
             self.stats['partial_ops'] += 1
         else:
             self._partial.discard(i)
             self.map.set(i, digest)
-        self.stats['bytes_written'] += len(data)
+        self.stats['bytes_written'] += length
 
     def _write_pages(self, offset, data, changed, digest):
         """Whole-block DATA of which only the `changed` (start, length) runs differ from the target."""
