@@ -11,6 +11,7 @@ and block devices with positional I/O on one descriptor (safe for concurrent cal
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import collections
 import ctypes
 import errno
 import os
@@ -27,9 +28,13 @@ ZERO_CHUNK = 1024 * 1024
 _ZEROS = bytes(ZERO_CHUNK)
 DESCRIPTOR_MAX = 1024 * 1024
 NBD_SCHEMES = ('nbd', 'nbds', 'nbd+unix', 'nbds+unix', 'nbd+tcp', 'nbds+tcp')
-# Start write-back of what was written every this many bytes (measured: 8 MiB 1.25 s, 2 MiB 1.05 s, 512 KiB 0.95 s
-# for a durable 1 GiB copy), so the final fsync has little left to do.
-WRITEBACK_BYTES = 512 * 1024
+# Write-behind (FileEndpoint): start the write-out of every WRITEBACK_BYTES written, keep at most WRITEBACK_WINDOW
+# of started write-out in flight. Full local copy of a 1 GiB image, medians of 6 interleaved rounds, nbdcopy --flush
+# time / mover time (docs/performance.md, run H): kick 1 MiB + window 32 MiB 1.16x, 16 MiB 1.11x, 64 MiB 1.09x,
+# 4 MiB 0.86x; kick 512 KiB + window 8 MiB 0.97x; kick 4 MiB + window 32 MiB 1.01x; the previous helper thread that
+# waited for the range kicked just before it (512 KiB kicks) 0.94x.
+WRITEBACK_BYTES = 1024 * 1024
+WRITEBACK_WINDOW = 32 * 1024 * 1024
 SYNC_FILE_RANGE_WAIT_BEFORE = 1
 SYNC_FILE_RANGE_WRITE = 2
 _FADV_DONTNEED = getattr(os, 'POSIX_FADV_DONTNEED', None)
@@ -45,9 +50,6 @@ class Endpoint(object):
     size = 0
     writable = False
     name = ''
-    # True where concurrent pwrite() calls only queue up inside the kernel: callers writing from several threads
-    # then take turns in user space instead (a waiting thread sleeps rather than spins)
-    serial_writes = False
 
     def preadinto(self, offset, buf):
         """Fill all of buf (writable buffer) with the bytes at offset; EndpointError on short read or I/O error."""
@@ -98,25 +100,26 @@ _SYNC_FILE_RANGE = _load_libc('sync_file_range', [ctypes.c_int, ctypes.c_int64, 
 class FileEndpoint(Endpoint):
     """A flat file or block device, optionally a window [base, base+size) of it (a VMDK FLAT extent offset).
 
-    Write-behind: every `writeback_bytes` written, write-out of the dirty range written since the last kick is
-    started (sync_file_range SYNC_FILE_RANGE_WRITE) by a helper thread, so the final flush() (fsync) finds little
-    left, disk writes overlap with the copy, and a congested device queue never stalls the writing thread.
-    0 disables it.
+    pwrite() is safe from several threads: writes to one file take turns on a lock in user space. Buffered writes
+    to one file serialize on its inode lock anyway (ext4), where a second writer spins on the owner and burns the
+    core the other threads need; here the one waiting sleeps.
 
-    serial_writes: buffered writes to one file serialize on its inode lock (ext4), where a second writer spins on
-    the owner and burns the core the other threads need.
+    Write-behind: the writer itself starts the write-out (sync_file_range SYNC_FILE_RANGE_WRITE) of each contiguous
+    run of written bytes once it reaches `writeback_bytes`, or as soon as a write lands elsewhere (scattered CBT
+    pieces: each run on its own, never one span across the disk), so disk writes overlap with the copy and the final
+    flush() (fsync) finds little left. At most `writeback_window` bytes of started write-out stay in flight: past it,
+    the writer waits for the oldest run to reach the disk (outside the lock, so another thread writes meanwhile).
+    That bounds the dirty pages like nbdcopy's window does, and a window of 16-32 MiB keeps the device queue full (a
+    few MiB left this virtio disk idle between requests). writeback_bytes 0 disables write-behind.
 
-    Drop-behind (drop_behind, with write-behind): once the range kicked before is on the disk (the helper waits
-    for it, not the writer), its pages leave the page cache (POSIX_FADV_DONTNEED). A replica disk written through
-    the cache otherwise fills the proxy's memory with pages nobody reads again; and here keeping them was the
-    slow part: the same 533 MiB copy took 0.35-0.50 s with drop-behind and 0.4-1.6 s without (writes into a page
-    cache that keeps growing cost up to 5x the CPU). Readers of the target (journal, page diff, rehash) still see
-    the data: from the disk instead of the cache."""
-
-    serial_writes = True
+    Drop-behind (drop_behind, with write-behind): a range whose write-out finished leaves the page cache
+    (POSIX_FADV_DONTNEED). A replica disk written through the cache otherwise fills the proxy's memory with pages
+    nobody reads again; and here keeping them was the slow part: writes into a page cache that keeps growing cost up
+    to 5x the CPU, while pages dropped and reused are cheap. Readers of the target (journal, page diff, rehash) still
+    see the data: from the disk instead of the cache."""
 
     def __init__(self, path, writable=False, base=0, size=None, name=None, writeback_bytes=WRITEBACK_BYTES,
-                 drop_behind=True):
+                 drop_behind=True, writeback_window=WRITEBACK_WINDOW):
         self.path = path
         self.name = name or path
         self.writable = bool(writable)
@@ -151,12 +154,11 @@ class FileEndpoint(Endpoint):
         self.writeback_kicks = 0
         self.drop_behind = bool(drop_behind) and _FADV_DONTNEED is not None
         self.bytes_dropped = 0
-        self._wb_cond = threading.Condition(threading.Lock())
-        self._wb_thread = None
-        self._wb_range = None
-        self._dirty = 0
-        self._dirty_lo = None
-        self._dirty_hi = 0
+        self.writeback_window = max(int(writeback_window or 0), self.writeback_bytes)
+        self._write_lock = threading.Lock()
+        self._inflight = collections.deque()     # kicked (lo, hi) ranges, oldest first
+        self._inflight_bytes = 0
+        self._run = None        # (lo, hi): the contiguous range written since the last kick
 
     def _check(self, offset, length):
         if self.fd < 0:
@@ -189,78 +191,68 @@ class FileEndpoint(Endpoint):
         view = memoryview(data).cast('B')
         n = len(view)
         self._check(offset, n)
-        pos = 0
-        while pos < n:
-            try:
-                done = os.pwrite(self.fd, view[pos:], self.base + offset + pos)
-            except OSError as e:
-                raise EndpointError('%s: write of %d bytes at offset %d failed: %s'
-                                    % (self.name, n - pos, offset + pos, e.strerror or e))
-            if done <= 0:
-                raise EndpointError('%s: write at offset %d made no progress' % (self.name, offset + pos))
-            pos += done
-        if self.writeback_bytes:
-            self._written(self.base + offset, n)
+        with self._write_lock:
+            pos = 0
+            while pos < n:
+                try:
+                    done = os.pwrite(self.fd, view[pos:], self.base + offset + pos)
+                except OSError as e:
+                    raise EndpointError('%s: write of %d bytes at offset %d failed: %s'
+                                        % (self.name, n - pos, offset + pos, e.strerror or e))
+                if done <= 0:
+                    raise EndpointError('%s: write at offset %d made no progress' % (self.name, offset + pos))
+                pos += done
+            landed = self._written(self.base + offset, n) if self.writeback_bytes else None
+        if landed:
+            self._retire(landed)
 
     def _written(self, start, n):
-        """Account n dirty bytes at file offset start; past the threshold, hand the range to the write-behind
-        thread (never waits for the disk)."""
-        with self._wb_cond:
-            self._dirty += n
-            lo = start if self._dirty_lo is None else min(self._dirty_lo, start)
-            hi = max(self._dirty_hi, start + n)
-            if self._dirty < self.writeback_bytes:
-                self._dirty_lo, self._dirty_hi = lo, hi
-                return
-            self._dirty, self._dirty_lo, self._dirty_hi = 0, None, 0
-            if self._wb_range is not None:      # the thread is still busy: widen what it does next
-                lo, hi = min(lo, self._wb_range[0]), max(hi, self._wb_range[1])
-            self._wb_range = (lo, hi)
-            if self._wb_thread is None:
-                self._wb_thread = threading.Thread(target=self._writeback, name='write-behind')
-                self._wb_thread.daemon = True
-                self._wb_thread.start()
-            self._wb_cond.notify()
+        """Account a write of n bytes at file offset start (under the write lock). Write-out is started per
+        contiguous run of written bytes: when the run reaches writeback_bytes, or when a write lands elsewhere (the
+        run so far is started then). Returns the oldest started ranges beyond the window, for _retire()."""
+        run = self._run
+        landed = []
+        if run is not None and run[1] == start:
+            run = (run[0], start + n)
+        else:
+            if run is not None:
+                landed += self._kick(run)
+            run = (start, start + n)
+        if run[1] - run[0] >= self.writeback_bytes:
+            landed += self._kick(run)
+            run = None
+        self._run = run
+        return landed
 
-    def _writeback(self):
-        kicked = None       # the range whose write-out was started last: dropped from the cache once it is done
-        while True:
-            with self._wb_cond:
-                while self._wb_range is None and self.fd >= 0 and self.writeback_bytes:
-                    self._wb_cond.wait()
-                if self.fd < 0 or not self.writeback_bytes:
-                    return
-                (lo, hi), self._wb_range = self._wb_range, None
-                fd = self.fd
-            # ctypes releases the GIL: this may block on a busy device without holding anything up
-            if _SYNC_FILE_RANGE(fd, lo, hi - lo, SYNC_FILE_RANGE_WRITE) != 0:
-                self.writeback_bytes = 0    # only a hint (e.g. not supported here): the final fsync makes it durable
-                continue
-            self.writeback_kicks += 1
-            if self.drop_behind and kicked is not None:
-                self._drop(fd, kicked)
-            kicked = (lo, hi)
-
-    def _drop(self, fd, span):
-        """Wait for the write-out of span (started one kick ago) and drop its clean pages from the page cache."""
+    def _kick(self, span):
+        """Start the write-out of span; returns the oldest started ranges beyond the window."""
         lo, hi = span
-        try:
-            if _SYNC_FILE_RANGE(fd, lo, hi - lo, SYNC_FILE_RANGE_WAIT_BEFORE) == 0:
-                os.posix_fadvise(fd, lo, hi - lo, _FADV_DONTNEED)
-                self.bytes_dropped += hi - lo
-        except OSError:     # the descriptor was closed under us, or fadvise is refused: the cache keeps the pages
-            self.drop_behind = False
+        if _SYNC_FILE_RANGE(self.fd, lo, hi - lo, SYNC_FILE_RANGE_WRITE) != 0:
+            self.writeback_bytes = 0    # only a hint (e.g. not supported here): the final fsync makes it durable
+            return []
+        self.writeback_kicks += 1
+        self._inflight.append(span)
+        self._inflight_bytes += hi - lo
+        out = []
+        while self._inflight_bytes > self.writeback_window:
+            oldest = self._inflight.popleft()
+            self._inflight_bytes -= oldest[1] - oldest[0]
+            out.append(oldest)
+        return out
 
-    def _stop_writeback(self):
-        thread = self._wb_thread
-        if thread is None:
-            return
-        with self._wb_cond:
-            self.writeback_bytes = 0
-            self._wb_range = None
-            self._wb_cond.notify()
-        thread.join(60)
-        self._wb_thread = None
+    def _retire(self, spans):
+        """Wait for the write-out of kicked ranges, then drop their clean pages from the page cache (drop_behind).
+        Runs outside the write lock: another thread writes meanwhile."""
+        for lo, hi in spans:
+            try:
+                if _SYNC_FILE_RANGE(self.fd, lo, hi - lo, SYNC_FILE_RANGE_WAIT_BEFORE) != 0 or not self.drop_behind:
+                    continue
+                os.posix_fadvise(self.fd, lo, hi - lo, _FADV_DONTNEED)
+            except OSError:     # fadvise refused: the cache keeps the pages
+                self.drop_behind = False
+                continue
+            with self._write_lock:
+                self.bytes_dropped += hi - lo
 
     def write_zeroes(self, offset, length):
         self._check_writable()
@@ -322,7 +314,6 @@ class FileEndpoint(Endpoint):
             pos = data_end
 
     def close(self):
-        self._stop_writeback()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

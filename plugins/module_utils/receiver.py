@@ -89,7 +89,6 @@ class Receiver(object):
         self._zero_block = None
         self._dctx = None
         self._partial = set()
-        self._write_lock = threading.Lock()     # write_unjournaled() on a target with serial_writes
         self._direct_lock = threading.Lock()    # its timings: added to stats in finish()
         self._direct_seconds = [0.0, 0.0]       # verify, write
         self.stats = {'ops': 0, 'bytes_written': 0, 'bytes_zeroed': 0, 'bytes_zero_skipped': 0, 'bytes_copied': 0,
@@ -270,11 +269,7 @@ class Receiver(object):
             raise ReceiverError('block at offset %d: digest mismatch between the block read and the block to '
                                 'write; the cycle is aborted and nothing is committed' % offset)
         verified = time.monotonic()
-        if self.target.serial_writes:
-            with self._write_lock:
-                self.target.pwrite(offset, plain)
-        else:
-            self.target.pwrite(offset, plain)
+        self.target.pwrite(offset, plain)
         done = time.monotonic()
         with self._direct_lock:
             self._direct_seconds[0] += verified - started
