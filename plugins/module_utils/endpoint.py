@@ -35,6 +35,9 @@ NBD_SCHEMES = ('nbd', 'nbds', 'nbd+unix', 'nbds+unix', 'nbd+tcp', 'nbds+tcp')
 # waited for the range kicked just before it (512 KiB kicks) 0.94x.
 WRITEBACK_BYTES = 1024 * 1024
 WRITEBACK_WINDOW = 32 * 1024 * 1024
+# Writes of at least this size allocate their blocks first (FileEndpoint._preallocate): whole blocks of a full copy.
+# Smaller ones (CBT pieces, journaled pages) write plainly: a fallocate per 64 KiB piece cost a 2% CBT cycle 13 ms.
+PREALLOCATE_MIN = 256 * 1024
 SYNC_FILE_RANGE_WAIT_BEFORE = 1
 SYNC_FILE_RANGE_WRITE = 2
 _FADV_DONTNEED = getattr(os, 'POSIX_FADV_DONTNEED', None)
@@ -112,6 +115,11 @@ class FileEndpoint(Endpoint):
     That bounds the dirty pages like nbdcopy's window does, and a window of 16-32 MiB keeps the device queue full (a
     few MiB left this virtio disk idle between requests). writeback_bytes 0 disables write-behind.
 
+    Preallocation: a write of at least PREALLOCATE_MIN bytes to a regular file allocates its blocks first
+    (fallocate, KEEP_SIZE): ext4 then skips its delayed allocation (40% less CPU in pwrite for a fresh replica), and
+    a block that does not fit is refused with ENOSPC before any byte of it is written. Never-written ranges stay
+    holes. Where fallocate is not supported, writes allocate as they go.
+
     Drop-behind (drop_behind, with write-behind): a range whose write-out finished leaves the page cache
     (POSIX_FADV_DONTNEED). A replica disk written through the cache otherwise fills the proxy's memory with pages
     nobody reads again; and here keeping them was the slow part: writes into a page cache that keeps growing cost up
@@ -150,6 +158,7 @@ class FileEndpoint(Endpoint):
             raise
         self.size = size
         self._punch = (_FALLOCATE is not None and not self.is_block_device)
+        self._prealloc = self._punch and self.writable
         self.writeback_bytes = int(writeback_bytes or 0) if _SYNC_FILE_RANGE is not None else 0
         self.writeback_kicks = 0
         self.drop_behind = bool(drop_behind) and _FADV_DONTNEED is not None
@@ -192,6 +201,8 @@ class FileEndpoint(Endpoint):
         n = len(view)
         self._check(offset, n)
         with self._write_lock:
+            if self._prealloc and n >= PREALLOCATE_MIN:
+                self._preallocate(offset, n)
             pos = 0
             while pos < n:
                 try:
@@ -205,6 +216,18 @@ class FileEndpoint(Endpoint):
             landed = self._written(self.base + offset, n) if self.writeback_bytes else None
         if landed:
             self._retire(landed)
+
+    def _preallocate(self, offset, n):
+        """Allocate the blocks of a range before writing it (fallocate, KEEP_SIZE; a no-op where they exist).
+        Writing into allocated blocks skips ext4's delayed allocation: a full copy into a fresh replica took 40% less
+        CPU in pwrite, and the disk gets the range in one piece. Holes the copy never writes stay holes."""
+        if _FALLOCATE(self.fd, FALLOC_FL_KEEP_SIZE, self.base + offset, n) == 0:
+            return
+        err = ctypes.get_errno()
+        if err in (errno.ENOSPC, errno.EDQUOT):
+            raise EndpointError('%s: no space left to write %d bytes at offset %d (%s); free space on the datastore '
+                                'or move the replica' % (self.name, n, offset, os.strerror(err)))
+        self._prealloc = False      # not supported here (EOPNOTSUPP, ...): plain writes allocate as they go
 
     def _written(self, start, n):
         """Account a write of n bytes at file offset start (under the write lock). Write-out is started per

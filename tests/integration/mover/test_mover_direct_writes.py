@@ -4,7 +4,8 @@
 """Direct writes of the in-process receiver: in an unjournaled cycle (the first one of a replica, or journal off)
 the sender's workers write whole DATA blocks themselves, in any order, and the emitter books them in block order.
 Byte-exact results, exact dedupe counts under many workers, journaled cycles staying in order, and a write that
-fails in a worker (a real ENOSPC on a small tmpfs) aborting the cycle with nothing committed."""
+fails in a worker (a real ENOSPC on a small tmpfs) aborting the cycle with nothing committed; a block that does not
+fit refused before any byte of it is written (the target preallocates whole-block writes)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -15,7 +16,7 @@ import subprocess
 import pytest
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.digests import block_digest
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError
+from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError, FileEndpoint
 from ansible_collections.replicator.vsphere.plugins.module_utils.mover import MoverError, replicate_disk
 from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import Receiver, ReceiverError
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
@@ -110,3 +111,23 @@ def test_write_failing_in_a_worker_aborts_with_nothing_committed(tmp_path, small
     assert digest_file(src) == digest_file(dst)
     assert r.stats['blocks_written_direct'] > 0
     assert ReplicaStore(dst + '.replicator').load()['change_id'] == 'c1'
+
+
+def test_a_block_that_does_not_fit_is_refused_before_any_byte_of_it_is_written(small_fs):
+    """Whole-block writes allocate their blocks first: on a full datastore the block is refused with a message
+    that names the lack of space, and none of its bytes land (a plain write would leave the part that fit)."""
+    filler = os.path.join(small_fs, 'filler')
+    with open(filler, 'wb') as f:
+        f.write(os.urandom(5 * MIB + 512 * 1024))     # 512 KiB left on the 6 MiB tmpfs
+    path = os.path.join(small_fs, 'replica.img')
+    with open(path, 'wb') as f:
+        f.truncate(4 * MIB)
+    ep = FileEndpoint(path, writable=True)
+    try:
+        with pytest.raises(EndpointError, match='(?i)no space left'):
+            ep.pwrite(MIB, os.urandom(MIB))
+    finally:
+        ep.close()
+    assert os.stat(path).st_blocks == 0
+    with open(path, 'rb') as f:
+        assert f.read() == bytes(4 * MIB)

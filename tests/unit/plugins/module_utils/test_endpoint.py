@@ -198,3 +198,25 @@ def test_drop_behind_leaves_the_cache_and_keeps_the_data(tmp_path, drop):
         assert resident == 8 * MIB // 4096
     with open(path, 'rb') as f:
         assert f.read() == b''.join(blocks)
+
+
+def test_preallocated_writes_keep_the_holes_and_the_size(tmp_path):
+    """Whole-block writes allocate their own blocks first, and nothing else: the ranges never written stay holes
+    (a replica of a thin disk stays thin), the file keeps its size, the data reads back."""
+    path = str(tmp_path / 'thin.img')
+    with open(path, 'wb') as f:
+        f.truncate(16 * MIB)
+    ep = FileEndpoint(path, writable=True)
+    blocks = {2 * MIB: os.urandom(MIB), 9 * MIB: os.urandom(MIB), 10 * MIB: os.urandom(MIB)}
+    for offset, data in blocks.items():
+        ep.pwrite(offset, data)
+    ep.flush()
+    assert [(o, n) for o, n, z in ep.extents(0, 16 * MIB) if not z] == [(2 * MIB, MIB), (9 * MIB, 2 * MIB)]
+    ep.close()
+    st = os.stat(path)
+    assert st.st_size == 16 * MIB
+    assert st.st_blocks * 512 == 3 * MIB
+    with open(path, 'rb') as f:
+        for offset, data in blocks.items():
+            f.seek(offset)
+            assert f.read(MIB) == data
