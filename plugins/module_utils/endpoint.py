@@ -98,6 +98,21 @@ def _load_libc(name, argtypes):
 
 _FALLOCATE = _load_libc('fallocate', [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64])
 _SYNC_FILE_RANGE = _load_libc('sync_file_range', [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
+_FSTATFS = _load_libc('fstatfs', [ctypes.c_int, ctypes.c_void_p])
+# File systems whose writes get cheaper with their blocks allocated first (FileEndpoint._preallocate): ext4 and XFS
+# (delayed allocation), tmpfs. Not NFS (one synchronous ALLOCATE round trip per block), not btrfs (copy-on-write
+# allocates anew on the write).
+PREALLOCATE_FS = frozenset((0xEF53, 0x58465342, 0x01021994))
+
+
+def _fs_type(fd):
+    """The file system magic (statfs f_type) of an open descriptor, or None."""
+    if _FSTATFS is None:
+        return None
+    buf = ctypes.create_string_buffer(256)     # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
+    if _FSTATFS(fd, buf) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
 class FileEndpoint(Endpoint):
@@ -115,10 +130,10 @@ class FileEndpoint(Endpoint):
     That bounds the dirty pages like nbdcopy's window does, and a window of 16-32 MiB keeps the device queue full (a
     few MiB left this virtio disk idle between requests). writeback_bytes 0 disables write-behind.
 
-    Preallocation: a write of at least PREALLOCATE_MIN bytes to a regular file allocates its blocks first
-    (fallocate, KEEP_SIZE): ext4 then skips its delayed allocation (40% less CPU in pwrite for a fresh replica), and
-    a block that does not fit is refused with ENOSPC before any byte of it is written. Never-written ranges stay
-    holes. Where fallocate is not supported, writes allocate as they go.
+    Preallocation: on ext4, XFS and tmpfs (PREALLOCATE_FS), a write of at least PREALLOCATE_MIN bytes to a regular
+    file allocates its blocks first (fallocate, KEEP_SIZE): ext4 then skips its delayed allocation (40% less CPU in
+    pwrite for a fresh replica), and a block that does not fit is refused with ENOSPC before any byte of it is
+    written. Never-written ranges stay holes. Elsewhere, or where fallocate is refused, writes allocate as they go.
 
     Drop-behind (drop_behind, with write-behind): a range whose write-out finished leaves the page cache
     (POSIX_FADV_DONTNEED). A replica disk written through the cache otherwise fills the proxy's memory with pages
@@ -158,7 +173,7 @@ class FileEndpoint(Endpoint):
             raise
         self.size = size
         self._punch = (_FALLOCATE is not None and not self.is_block_device)
-        self._prealloc = self._punch and self.writable
+        self._prealloc = self._punch and self.writable and _fs_type(self.fd) in PREALLOCATE_FS
         self.writeback_bytes = int(writeback_bytes or 0) if _SYNC_FILE_RANGE is not None else 0
         self.writeback_kicks = 0
         self.drop_behind = bool(drop_behind) and _FADV_DONTNEED is not None

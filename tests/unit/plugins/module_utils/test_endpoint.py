@@ -220,3 +220,29 @@ def test_preallocated_writes_keep_the_holes_and_the_size(tmp_path):
         for offset, data in blocks.items():
             f.seek(offset)
             assert f.read(MIB) == data
+
+
+def test_preallocation_only_on_the_file_systems_it_pays_on(tmp_path, monkeypatch):
+    """ext4 / XFS / tmpfs preallocate whole-block writes; any other file system (NFS: a round trip per block,
+    btrfs: copy-on-write) writes plainly, with the same bytes on the disk."""
+    from ansible_collections.replicator.vsphere.plugins.module_utils import endpoint
+    path = str(tmp_path / 'fs.img')
+    with open(path, 'wb') as f:
+        f.truncate(2 * MIB)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        kind = endpoint._fs_type(fd)
+    finally:
+        os.close(fd)
+    assert kind is not None and kind > 0
+    ep = FileEndpoint(path, writable=True)
+    assert ep._prealloc == (kind in endpoint.PREALLOCATE_FS)
+    ep.close()
+    monkeypatch.setattr(endpoint, 'PREALLOCATE_FS', frozenset())
+    ep = FileEndpoint(path, writable=True)
+    assert not ep._prealloc
+    data = os.urandom(MIB)
+    ep.pwrite(MIB, data)
+    ep.close()
+    with open(path, 'rb') as f:
+        assert f.read() == bytes(MIB) + data
