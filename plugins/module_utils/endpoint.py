@@ -115,6 +115,10 @@ def _fs_type(fd):
     return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
+def _preadv(fd, view, offset):
+    return os.preadv(fd, [view], offset)
+
+
 class FileEndpoint(Endpoint):
     """A flat file or block device, optionally a window [base, base+size) of it (a VMDK FLAT extent offset).
 
@@ -197,18 +201,23 @@ class FileEndpoint(Endpoint):
 
     def preadinto(self, offset, buf):
         view = memoryview(buf).cast('B')
+        self._check(offset, len(view))
+        self._whole(_preadv, view, offset, 'read', 'short read at offset %d (file shrank?)')
+
+    def _whole(self, call, view, offset, what, stalled):
+        """Positional I/O over all of view at offset: call(fd, view, file offset) -> bytes done, repeated on what
+        is left; EndpointError naming the range on an error, `stalled` % offset when a call makes no progress."""
         n = len(view)
-        self._check(offset, n)
         pos = 0
         while pos < n:
             try:
-                got = os.preadv(self.fd, [view[pos:]], self.base + offset + pos)
+                done = call(self.fd, view[pos:], self.base + offset + pos)
             except OSError as e:
-                raise EndpointError('%s: read of %d bytes at offset %d failed: %s'
-                                    % (self.name, n - pos, offset + pos, e.strerror or e))
-            if got <= 0:
-                raise EndpointError('%s: short read at offset %d (file shrank?)' % (self.name, offset + pos))
-            pos += got
+                raise EndpointError('%s: %s of %d bytes at offset %d failed: %s'
+                                    % (self.name, what, n - pos, offset + pos, e.strerror or e))
+            if done <= 0:
+                raise EndpointError('%s: %s' % (self.name, stalled % (offset + pos)))
+            pos += done
 
     def pwrite(self, offset, data):
         self._check_writable()
@@ -218,16 +227,7 @@ class FileEndpoint(Endpoint):
         with self._write_lock:
             if self._prealloc and n >= PREALLOCATE_MIN:
                 self._preallocate(offset, n)
-            pos = 0
-            while pos < n:
-                try:
-                    done = os.pwrite(self.fd, view[pos:], self.base + offset + pos)
-                except OSError as e:
-                    raise EndpointError('%s: write of %d bytes at offset %d failed: %s'
-                                        % (self.name, n - pos, offset + pos, e.strerror or e))
-                if done <= 0:
-                    raise EndpointError('%s: write at offset %d made no progress' % (self.name, offset + pos))
-                pos += done
+            self._whole(os.pwrite, view, offset, 'write', 'write at offset %d made no progress')
             landed = self._written(self.base + offset, n) if self.writeback_bytes else None
         if landed:
             self._retire(landed)
@@ -235,7 +235,7 @@ class FileEndpoint(Endpoint):
     def _preallocate(self, offset, n):
         """Allocate the blocks of a range before writing it (fallocate, KEEP_SIZE; a no-op where they exist).
         Writing into allocated blocks skips ext4's delayed allocation: a full copy into a fresh replica took 40% less
-        CPU in pwrite, and the disk gets the range in one piece. Holes the copy never writes stay holes."""
+        CPU in pwrite. Holes the copy never writes stay holes."""
         if _FALLOCATE(self.fd, FALLOC_FL_KEEP_SIZE, self.base + offset, n) == 0:
             return
         err = ctypes.get_errno()
