@@ -246,3 +246,26 @@ def test_preallocation_only_on_the_file_systems_it_pays_on(tmp_path, monkeypatch
     ep.close()
     with open(path, 'rb') as f:
         assert f.read() == bytes(MIB) + data
+
+
+def test_scattered_writes_are_kicked_and_dropped_piece_by_piece(tmp_path):
+    """CBT pieces land all over the disk: each contiguous run is started and retired on its own, so what leaves
+    the page cache is only what was written, never a span across the disk between two pieces."""
+    path = str(tmp_path / 'scatter.img')
+    with open(path, 'wb') as f:
+        f.truncate(64 * MIB)
+    piece = 64 * 1024
+    offsets = [i * 3 * MIB + (i % 5) * 8192 for i in range(20)]
+    ep = FileEndpoint(path, writable=True, writeback_bytes=4 * piece, writeback_window=4 * piece)
+    datas = [os.urandom(piece) for _o in offsets]
+    for offset, data in zip(offsets, datas):
+        ep.pwrite(offset, data)
+    ep.flush()
+    assert ep.writeback_kicks == len(offsets) - 1          # the last piece is still an open run
+    assert all(hi - lo == piece for lo, hi in ep._inflight)
+    assert ep.bytes_dropped == (len(offsets) - 1 - 4) * piece
+    ep.close()
+    with open(path, 'rb') as f:
+        for offset, data in zip(offsets, datas):
+            f.seek(offset)
+            assert f.read(piece) == data
