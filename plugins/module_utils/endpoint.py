@@ -184,6 +184,7 @@ class FileEndpoint(Endpoint):
         self.bytes_dropped = 0
         self.writeback_window = max(int(writeback_window or 0), self.writeback_bytes)
         self._write_lock = threading.Lock()
+        self._count_lock = threading.Lock()     # bytes_dropped from several retiring writers, without waiting on a write
         self._inflight = collections.deque()     # kicked (lo, hi) ranges, oldest first
         self._inflight_bytes = 0
         self._run = None        # (lo, hi): the contiguous range written since the last kick
@@ -289,7 +290,7 @@ class FileEndpoint(Endpoint):
             except OSError:     # fadvise refused: the cache keeps the pages
                 self.drop_behind = False
                 continue
-            with self._write_lock:
+            with self._count_lock:
                 self.bytes_dropped += hi - lo
 
     def write_zeroes(self, offset, length):

@@ -125,10 +125,10 @@ def test_concurrent_writers_take_turns_and_keep_the_window(tmp_path):
     blocks = [os.urandom(MIB) for _i in range(32)]
     ep = FileEndpoint(path, writable=True, writeback_bytes=MIB, writeback_window=4 * MIB)
     seen = []
-    inflight = ep._written
+    account = ep._written
 
     def spy(start, n):
-        landed = inflight(start, n)
+        landed = account(start, n)
         seen.append(ep._inflight_bytes)
         return landed
     ep._written = spy
