@@ -24,13 +24,6 @@ import struct
 import zlib
 
 try:
-    import zstandard
-    HAS_ZSTD = True
-except ImportError:
-    zstandard = None
-    HAS_ZSTD = False
-
-try:
     import xxhash
     HAS_XXHASH = True
 except ImportError:
@@ -38,6 +31,7 @@ except ImportError:
     HAS_XXHASH = False
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.intervals import IntervalSet
+from ansible_collections.replicator.vsphere.plugins.module_utils.zstd_loader import HAS_ZSTD, zstandard
 
 FILE_MAGIC = b'RVSJRNL1'
 FILE_VERSION = 1

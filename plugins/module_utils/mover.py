@@ -17,13 +17,6 @@ import resource
 import threading
 import time
 
-try:
-    import zstandard
-    HAS_ZSTD = True
-except ImportError:
-    zstandard = None
-    HAS_ZSTD = False
-
 from ansible_collections.replicator.vsphere.plugins.module_utils.buffers import BufferPool
 from ansible_collections.replicator.vsphere.plugins.module_utils.digests import (
     DigestMap, block_digest, index_of_map, require_xxhash, zero_digest,
@@ -34,6 +27,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.plan import bui
 from ansible_collections.replicator.vsphere.plugins.module_utils.progress import Progress
 from ansible_collections.replicator.vsphere.plugins.module_utils.throttle import TokenBucket
 from ansible_collections.replicator.vsphere.plugins.module_utils.wire import FRAME_HEADER_SIZE
+from ansible_collections.replicator.vsphere.plugins.module_utils.zstd_loader import HAS_ZSTD, zstandard
 
 DEFAULT_BLOCK_SIZE = 1024 * 1024
 MAX_ZERO_RUN = 1024 * 1024 * 1024

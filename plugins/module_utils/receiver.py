@@ -27,19 +27,13 @@ try:
 except ImportError:  # pragma: no cover
     import Queue as queue  # pylint: disable=import-error
 
-try:
-    import zstandard
-    HAS_ZSTD = True
-except ImportError:
-    zstandard = None
-    HAS_ZSTD = False
-
 from ansible_collections.replicator.vsphere.plugins.module_utils import wire
 from ansible_collections.replicator.vsphere.plugins.module_utils.digests import (
     DigestError, DigestMap, block_digest, changed_ranges, zero_digest,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError, FileEndpoint, open_endpoint
 from ansible_collections.replicator.vsphere.plugins.module_utils.extents import coalesce, fully_covered_blocks
+from ansible_collections.replicator.vsphere.plugins.module_utils.zstd_loader import HAS_ZSTD, zstandard
 
 DEFAULT_BATCH_BYTES = 8 * 1024 * 1024
 DIFF_PAGE = 4096        # journaled cycles journal and write only the 4 KiB pages of a DATA block that changed

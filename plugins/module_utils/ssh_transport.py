@@ -27,7 +27,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.digests import 
 
 PACKAGE = 'ansible_collections.replicator.vsphere.plugins.module_utils'
 BUNDLE_MODULES = ('intervals', 'digests', 'extents', 'vmdk', 'endpoint', 'wire', 'journal', 'replica_store',
-                  'nbd_protocol', 'nbd_client', 'receiver', 'store_ops')
+                  'nbd_protocol', 'nbd_client', 'receiver', 'store_ops', 'zstd_loader')
 # What the bundle runs: the block stream receiver, or one replica store operation (JSON in, JSON out).
 ENTRIES = {
     'receiver': 'from %(pkg)s.receiver import serve\nsys.exit(serve(sys.stdin.buffer, _out))\n',
