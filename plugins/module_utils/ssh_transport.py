@@ -30,8 +30,8 @@ BUNDLE_MODULES = ('intervals', 'digests', 'extents', 'vmdk', 'endpoint', 'wire',
                   'nbd_protocol', 'nbd_client', 'receiver', 'store_ops', 'zstd_loader')
 # What the bundle runs: the block stream receiver, or one replica store operation (JSON in, JSON out).
 ENTRIES = {
-    'receiver': 'from %(pkg)s.receiver import serve\nsys.exit(serve(sys.stdin.buffer, _out))\n',
-    'store_op': 'from %(pkg)s.store_ops import serve_request\nsys.exit(serve_request(sys.stdin.buffer, _out))\n',
+    'receiver': 'from %(pkg)s.receiver import serve\n_finish(serve(sys.stdin.buffer, _out))\n',
+    'store_op': 'from %(pkg)s.store_ops import serve_request\n_finish(serve_request(sys.stdin.buffer, _out))\n',
 }
 BOOTSTRAP = ('import sys;b=sys.stdin.buffer;n=int(b.readline());'
              'exec(compile(b.read(n),"<replicator-receiver>","exec"))')
@@ -102,6 +102,18 @@ def _code(short):
         except OSError:
             pass
     return code
+
+
+# Once the entry returns, its answer is written and every file it wrote is closed (the bundle writes through raw
+# descriptors, with no Python-level buffers): exit without the interpreter's teardown of modules and objects, which
+# the sender would otherwise wait for at the end of every cycle and store operation.
+def _finish(code):
+    for _f in (sys.stdout, sys.stderr):
+        try:
+            _f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 sys.meta_path.insert(0, _BundleFinder())
