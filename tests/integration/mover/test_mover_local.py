@@ -188,9 +188,9 @@ def test_unknown_receiver_refused(disks):
 
 @pytest.mark.parametrize('block_size', [3000, 0, 128 * MIB])
 def test_bad_block_size_refused_before_the_receiver_starts(disks, block_size, monkeypatch):
-    import ansible_collections.replicator.vsphere.plugins.module_utils.mover as mover
     src, dst = disks
-    monkeypatch.setattr(mover, '_open_channel', lambda *a: pytest.fail('a receiver was started'))
+    monkeypatch.setattr('ansible_collections.replicator.vsphere.plugins.module_utils.mover._open_channel',
+                        lambda *a: pytest.fail('a receiver was started'))
     with pytest.raises(MoverError, match='block size must be a power of two'):
         replicate_disk(src, dst, 'full', create_target=True, block_size=block_size)
     assert not os.path.exists(dst)
