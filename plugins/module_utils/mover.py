@@ -133,7 +133,7 @@ class _Pipeline(object):
         self.use_target_index = use_target_index
         bs = plan.block_size
         self.zero = bytes(bs)
-        self.pool = pool if pool is not None and pool.size == bs else buffer_pool(self.workers, bs)
+        self.pool = pool if pool is not None else buffer_pool(self.workers, bs)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._next = 0
