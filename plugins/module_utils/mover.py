@@ -118,7 +118,7 @@ class _Pipeline(object):
     """Reader/compressor workers + ordered emitter for one plan."""
 
     def __init__(self, source, channel, plan, target_map, dedupe_index, session_map, workers, compress_level,
-                 throttle, progress, stats, use_target_index, pool=None):
+                 throttle, progress, stats, use_target_index, pool):
         self.source = source
         self.channel = channel
         self.plan = plan
@@ -133,7 +133,7 @@ class _Pipeline(object):
         self.use_target_index = use_target_index
         bs = plan.block_size
         self.zero = bytes(bs)
-        self.pool = pool if pool is not None else buffer_pool(self.workers, bs)
+        self.pool = pool
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._next = 0
@@ -434,11 +434,6 @@ class _Pipeline(object):
         return self.session_map.matches(offset // self.plan.block_size, item.digest)
 
 
-def buffer_pool(workers, block_size):
-    """The block buffers of a pipeline: two per worker (one being filled, one waiting for the emitter) and two more."""
-    return BufferPool(max(1, int(workers)) * 2 + 2, block_size)
-
-
 def _peak_rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -488,9 +483,10 @@ def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver=
         except DigestError as e:
             raise MoverError(str(e))
         channel = _open_channel(receiver, allowed_roots)
-        # a receiver process is starting now: prepare what does not depend on its answer meanwhile (the pool's
-        # buffers are touched as they are made, ~4 ms for 6 MiB here; an NBD source answers its block status)
-        pool = buffer_pool(workers, block_size)
+        # a receiver process is starting now: prepare what does not depend on its answer meanwhile: the pipeline's
+        # block buffers, two per worker (one being filled, one waiting for the emitter) and two more (touched as they
+        # are made, ~4 ms for 6 MiB here), and the source's extents (an NBD source answers its block status)
+        pool = BufferPool(max(1, int(workers)) * 2 + 2, block_size)
         src_extents = list(src.extents(0, src.size))
         params = {'target': target, 'state_dir': state_dir, 'capacity': src.size, 'block_size': block_size,
                   'plan': plan_kind, 'journal': bool(journal), 'create': bool(create_target),
@@ -525,7 +521,7 @@ def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver=
         t0 = time.monotonic()
         progress.set_stage('copying', total=plan.bytes_planned)
         pipe = _Pipeline(src, channel, plan, target_map, index, session_map, workers, level,
-                         TokenBucket(bandwidth_mbps), progress, stats, use_target_index, pool=pool)
+                         TokenBucket(bandwidth_mbps), progress, stats, use_target_index, pool)
         pipe.run()
         durations['copy_seconds'] = time.monotonic() - t0
 
