@@ -25,6 +25,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,12 +78,32 @@ def parse_samples(text):
     return samples
 
 
-def split_cpu(samples, sender_pid, freq):
-    """CPU seconds per process role and bucket, from the receiver's start on."""
-    others = collections.Counter(s.pid for s in samples if s.comm.startswith('python') and s.pid != sender_pid)
-    if not others:
-        raise SystemExit('no receiver process in the profile: was the cycle run with a child receiver?')
-    receiver_pid = others.most_common(1)[0][0]
+FORK = re.compile(r'PERF_RECORD_FORK\((\d+):\d+\):\((\d+):\d+\)')
+
+
+def descendants(task_events, pid):
+    """Processes (not threads) started below pid, from `perf script --show-task-events` output."""
+    children = collections.defaultdict(set)
+    for match in FORK.finditer(task_events):
+        child, parent = int(match.group(1)), int(match.group(2))
+        if child != parent:
+            children[parent].add(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.pop(todo.pop(), ()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def split_cpu(samples, sender_pid, children, freq):
+    """CPU seconds per process role and bucket, from the receiver's start on.
+
+    The receiver is the sender's child process with the most samples (others are short-lived helpers)."""
+    counts = collections.Counter(s.pid for s in samples if s.pid in children)
+    if not counts:
+        raise SystemExit('no child process of the sender in the profile: was the cycle run with a child receiver?')
+    receiver_pid = counts.most_common(1)[0][0]
     started = min(s.time for s in samples if s.pid == receiver_pid)
     writes = [s.time for s in samples if s.pid == receiver_pid and 'pwrite' in s.chain]
     first_write = min(writes) if writes else started
@@ -114,11 +135,15 @@ def profile_round(src, work_dir, freq, level):
     args = json.dumps(dict(source=src, target=target, plan_kind='full', create_target=True, workers=2,
                            change_id='profile', compress_level=level))
     out = subprocess.check_output(['perf', 'record', '-q', '-a', '-g', '-F', str(freq), '-o', data, '--',
-                                   sys.executable, '-c', CASE, args], stderr=subprocess.DEVNULL)
+                                   sys.executable, '-c', CASE, args])
     result = json.loads(out.decode().strip().splitlines()[-1])
-    text = subprocess.check_output(['perf', 'script', '-i', data, '-F', 'comm,pid,tid,time,ip,sym,dso'],
-                                   stderr=subprocess.DEVNULL).decode('utf-8', 'replace')
-    result['cpu'] = split_cpu(parse_samples(text), result['pid'], float(freq))
+
+    def script(*extra):
+        return subprocess.check_output(('perf', 'script', '-i', data) + extra,
+                                       stderr=subprocess.DEVNULL).decode('utf-8', 'replace')
+    children = descendants(script('--show-task-events', '-F', 'comm,pid,tid,time'), result['pid'])
+    samples = parse_samples(script('-F', 'comm,pid,tid,time,ip,sym,dso'))
+    result['cpu'] = split_cpu(samples, result['pid'], children, float(freq))
     return result
 
 
