@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,7 @@ BUCKETS = (
     ('writev', 'writev'), ('sync_file_range', 'write-behind'), ('fadvise', 'drop-behind'),
     ('fallocate', 'fallocate'), ('fsync', 'fsync'), ('ZSTD_', 'zstd'), ('HUF_', 'zstd'), ('FSE_', 'zstd'),
     ('HIST_', 'zstd'), ('XXH', 'xxh3'), ('exc_page_fault', 'page faults'), ('futex', 'locks, scheduling'),
-    ('schedule', 'locks, scheduling'), ('mmap', 'mmap'), ('libpython', 'interpreter'),
+    ('schedule', 'locks, scheduling'), ('mmap', 'mmap'), ('munmap', 'mmap'), ('libpython', 'interpreter'),
 )
 ORDER = tuple(collections.OrderedDict.fromkeys([name for key, name in BUCKETS] + ['other']))   # print order
 Sample = collections.namedtuple('Sample', 'comm pid time chain')
@@ -148,9 +149,9 @@ def profile_round(src, work_dir, freq, level):
 
 
 def _spread(values):
-    values = sorted(values)
-    mid = values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
-    return '%.3f (%.3f-%.3f)' % (mid, values[0], values[-1]) if len(values) > 1 else '%.3f' % mid
+    if len(values) == 1:
+        return '%.3f' % values[0]
+    return '%.3f (%.3f-%.3f)' % (statistics.median(values), min(values), max(values))
 
 
 def report(rounds):
