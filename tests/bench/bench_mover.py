@@ -20,6 +20,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,13 +93,7 @@ def best_of_group(repeat, tools):
             times.setdefault(name, []).append(res[0])
             if name not in best or res[0] < best[name][0]:
                 best[name] = res
-    return dict((name, (secs, extra, _median(times[name]))) for name, (secs, extra) in best.items())
-
-
-def _median(values):
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
+    return dict((name, (secs, extra, statistics.median(times[name]))) for name, (secs, extra) in best.items())
 
 
 def timed(cmd):
@@ -108,7 +103,7 @@ def timed(cmd):
 
 
 def run_case(args_json):
-    """Child process: one replicate_disk call, prints JSON {seconds, stats}."""
+    """Child process: one replicate_disk call, prints JSON {seconds, stats, pid}."""
     from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
     from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import ReceiverSpec
     a = json.loads(args_json)
@@ -117,7 +112,7 @@ def run_case(args_json):
     t = time.monotonic()
     r = replicate_disk(**a)
     secs = time.monotonic() - t
-    print(json.dumps({'seconds': secs, 'stats': r.stats}))
+    print(json.dumps({'seconds': secs, 'stats': r.stats, 'pid': os.getpid()}))
 
 
 def mover(**kw):

@@ -32,6 +32,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_mover  # noqa: E402  pylint: disable=wrong-import-position
+
 BUCKETS = (
     ('preadv', 'read source'), ('pipe_read', 'read pipe'), ('pwrite', 'pwrite'), ('splice', 'splice'),
     ('writev', 'writev'), ('sync_file_range', 'write-behind'), ('fadvise', 'drop-behind'),
@@ -41,16 +45,6 @@ BUCKETS = (
 )
 ORDER = tuple(collections.OrderedDict.fromkeys([name for key, name in BUCKETS] + ['other']))   # print order
 Sample = collections.namedtuple('Sample', 'comm pid time chain')
-
-CASE = r'''
-import json, os, sys, time
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import ReceiverSpec
-a = json.loads(sys.argv[1])
-start = time.monotonic()
-r = replicate_disk(receiver=ReceiverSpec(), **a)
-print(json.dumps({'pid': os.getpid(), 'seconds': time.monotonic() - start, 'copy': r.stats['durations']['copy_seconds']}))
-'''
 
 
 def bucket(chain):
@@ -126,18 +120,15 @@ def split_cpu(samples, sender_pid, children, freq):
 
 def profile_round(src, work_dir, freq, level):
     target = os.path.join(work_dir, 'target.img')
-    for path in (target, target + '.replicator'):
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.unlink(path)
+    bench_mover.remove(target, target + '.replicator')
     os.sync()
     data = os.path.join(work_dir, 'perf.data')
     args = json.dumps(dict(source=src, target=target, plan_kind='full', create_target=True, workers=2,
-                           change_id='profile', compress_level=level))
+                           change_id='profile', compress_level=level, pipe=True))
     out = subprocess.check_output(['perf', 'record', '-q', '-a', '-g', '-F', str(freq), '-o', data, '--',
-                                   sys.executable, '-c', CASE, args])
-    result = json.loads(out.decode().strip().splitlines()[-1])
+                                   sys.executable, bench_mover.__file__, '--case', args])
+    case = json.loads(out.decode().strip().splitlines()[-1])     # bench_mover.run_case's answer
+    result = {'pid': case['pid'], 'seconds': case['seconds'], 'copy': case['stats']['durations']['copy_seconds']}
 
     def script(*extra):
         return subprocess.check_output(('perf', 'script', '-i', data) + extra,
@@ -182,6 +173,8 @@ def main():
     parser.add_argument('--level', type=int, default=1, help='zstd level')
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args()
+    if args.rounds < 1 or args.freq < 1:
+        parser.error('--rounds and --freq must be at least 1')
     if shutil.which('perf') is None:
         raise SystemExit('perf is not installed (Debian: apt-get install linux-perf)')
     if not os.path.isfile(args.source):
@@ -189,9 +182,7 @@ def main():
                          % args.source)
     work_dir = tempfile.mkdtemp(prefix='cycle_profile', dir=args.dir or os.path.dirname(os.path.abspath(args.source)))
     try:
-        with open(args.source, 'rb') as f:      # a warm page cache, as in the bench
-            while f.read(8 << 20):
-                pass
+        bench_mover.plain_read(args.source)     # a warm page cache, as in the bench
         rounds = [profile_round(args.source, work_dir, args.freq, args.level) for _round in range(args.rounds)]
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
