@@ -191,15 +191,15 @@ still_running:
   type: bool
 '''
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     vm_identity_argument_spec, vm_identity_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_cbt import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.cbt import (
     CBT_PATHS, apply_steps, cbt_state, check_trackable, plan_steps, predicted_state,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm, vm_summary
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_properties import fetch
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup import find_vm, vm_summary
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.properties import fetch
 
 
 def argument_spec():

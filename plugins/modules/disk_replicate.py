@@ -297,15 +297,15 @@ stats:
 
 import time
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.disk_replication import replicate
-from ansible_collections.replicator.vsphere.plugins.module_utils.proxy_slots import ProxySlots, SlotTimeout
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_session
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.disk_replication import replicate
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.proxy_slots import ProxySlots, SlotTimeout
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.vm import target_session
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     receiver_argument_spec, target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors import VsphereError
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup import find_vm
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.errors import VsphereError
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
 
 
 def argument_spec():

@@ -138,12 +138,12 @@ timed_out:
   type: bool
 '''
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.guest_ops import run_guest_command
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.guest_ops import run_guest_command
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     vm_identity_argument_spec, vm_identity_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup import find_vm
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
 
 
 def argument_spec():

@@ -178,13 +178,13 @@ task:
 
 import time
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_failover_ops import ensure
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import target_session
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.failover import ensure
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.vm import target_session
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     receiver_argument_spec, target_connection_argument_spec, target_connection_params, vm_identity_argument_spec,
     vm_identity_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
 
 
 def argument_spec():

@@ -185,18 +185,18 @@ try:
 except ImportError:
     vim = None  # vsphere_module reports the missing library
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.hotadd import attachments_on
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import decode, parse_duration
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.hotadd.attach import attachments_on
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import decode, parse_duration
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.vm import (
     INFO_PATHS, find_replica, replica_facts,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     target_connection_argument_spec, target_connection_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors import NotFound
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_datacenter
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_properties import fetch, find_all
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.errors import NotFound
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup import find_datacenter
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.properties import fetch, find_all
 
 
 def _wanted(params, vm, props, state):

@@ -362,16 +362,16 @@ import socket
 import time
 import uuid
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_vm import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.vm import (
     ensure_absent, ensure_forgotten, ensure_present, target_session,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import seal_cycle
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import seal_cycle
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors import NotFound
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.errors import NotFound
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup import find_vm
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
 
 
 def default_owner():

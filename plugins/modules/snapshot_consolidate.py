@@ -151,17 +151,17 @@ still_running:
   type: bool
 '''
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.snapshot_cleanup import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.snapshot_cleanup import (
     age_seconds, ours, select_orphans,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     vm_identity_argument_spec, vm_identity_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm, vm_summary
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_properties import fetch
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_snapshots import remove_snapshot, walk
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_tasks import run_task
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup import find_vm, vm_summary
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.properties import fetch
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.snapshots import remove_snapshot, walk
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.tasks import run_task
 
 PATHS = ['name', 'config.instanceUuid', 'snapshot', 'runtime.consolidationNeeded']
 

@@ -127,13 +127,13 @@ try:
 except ImportError:
     vim = None  # vsphere_module reports the missing library
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.vm_disks import disk_facts
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.vm_disks import disk_facts
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     vm_identity_argument_spec, vm_identity_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_datacenter, find_vm
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_properties import fetch, find_all
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup import find_datacenter, find_vm
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.properties import fetch, find_all
 
 PATHS = ['name', 'config.instanceUuid', 'config.uuid', 'config.changeTrackingEnabled', 'config.hardware.device',
          'runtime.powerState', 'snapshot']

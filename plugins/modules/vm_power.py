@@ -126,12 +126,12 @@ task:
   type: str
 '''
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.vm_power_ops import ensure
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.power import ensure
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     vm_identity_argument_spec, vm_identity_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup import find_vm
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
 
 
 def argument_spec():

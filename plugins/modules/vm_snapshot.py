@@ -223,14 +223,14 @@ still_running:
   type: bool
 '''
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_args import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     vm_identity_argument_spec, vm_identity_params,
 )
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_errors import NotFound, VsphereError
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_lookup import find_vm, vm_summary
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_module import run_module, vsphere_module
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_properties import fetch
-from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere_snapshots import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.errors import NotFound, VsphereError
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup import find_vm, vm_summary
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.properties import fetch
+from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.snapshots import (
     create_snapshot, current_node, find_one, remove_snapshot, revert_snapshot, snapshot_disks, walk,
 )
 

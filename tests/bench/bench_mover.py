@@ -104,8 +104,8 @@ def timed(cmd):
 
 def run_case(args_json):
     """Child process: one replicate_disk call, prints JSON {seconds, stats, pid}."""
-    from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
-    from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import ReceiverSpec
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import ReceiverSpec
     a = json.loads(args_json)
     if a.pop('pipe', False):
         a['receiver'] = ReceiverSpec()

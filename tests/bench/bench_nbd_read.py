@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.nbd_client import NbdEndpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.nbd_client import NbdEndpoint
 
 
 def our_read(uri, threads, block, skip_zero=False):

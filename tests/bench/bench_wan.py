@@ -169,8 +169,8 @@ class Ssh(object):
 
 def run_case(args_json):
     """Child process (in namespace a): one replicate_disk call to an SSH receiver, prints JSON {seconds, stats}."""
-    from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
-    from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import SshReceiverSpec
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import SshReceiverSpec
     a = json.loads(args_json)
     a['receiver'] = SshReceiverSpec(**a.pop('ssh'))
     t = time.monotonic()

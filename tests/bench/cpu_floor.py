@@ -31,12 +31,12 @@ STAGES = ('read', 'digest', 'pack', 'pipe', 'decompress', 'verify', 'write')
 
 
 def one_pass(src, scratch_dir, block_size=MIB, level=1):
-    from ansible_collections.replicator.vsphere.plugins.module_utils.digests import block_digest
-    from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import FileEndpoint
-    from ansible_collections.replicator.vsphere.plugins.module_utils.mover import Packer
-    from ansible_collections.replicator.vsphere.plugins.module_utils.plan import build_plan
-    from ansible_collections.replicator.vsphere.plugins.module_utils.wire import widen_pipe
-    from ansible_collections.replicator.vsphere.plugins.module_utils.zstd_loader import zstandard
+    from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.digests import block_digest
+    from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import FileEndpoint
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import Packer
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover.plan import build_plan
+    from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.wire import widen_pipe
+    from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.zstd_loader import zstandard
 
     cpu = dict.fromkeys(STAGES, 0.0)
     clock = time.thread_time

@@ -74,7 +74,7 @@ class Sshd(object):
         raise RuntimeError('sshd did not listen')
 
     def spec(self, **kw):
-        from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import SshReceiverSpec
+        from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import SshReceiverSpec
         return SshReceiverSpec('127.0.0.1', user=getpass.getuser(), port=self.port, identity_file=self.user_key,
                                python=sys.executable, config_file='none',
                                options=['StrictHostKeyChecking=no', 'UserKnownHostsFile=%s' % self.known_hosts,

@@ -38,9 +38,9 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from faults_cycle import MODULES, Cycle, Log  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.replicator.vsphere.plugins.module_utils import progress as progress_mod  # noqa: E402
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover import progress as progress_mod  # noqa: E402
 
-RECEIVER_MODULES = ('receiver', 'journal', 'replica_store', 'endpoint')
+RECEIVER_MODULES = ('stream', 'journal', 'replica_store', 'endpoint')
 
 
 def _children(pid):

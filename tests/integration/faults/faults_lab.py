@@ -30,7 +30,7 @@ MIB = 1 << 20
 
 def driver_env():
     """The environment of a child that imports the collection the way this test process does."""
-    from ansible_collections.replicator.vsphere.plugins.module_utils import replica_store as utils
+    from ansible_collections.replicator.vsphere.plugins.module_utils.store import replica_store as utils
     root = utils.__file__.split(os.sep + 'ansible_collections' + os.sep, 1)[0]
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join([root, env.get('PYTHONPATH', '')])
@@ -217,7 +217,7 @@ class FaultLab(object):
 
     def replica_state(self, name):
         """The replicator.* extraConfig of the replica, decoded."""
-        from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import decode
+        from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import decode
         if self.target_si is None:      # one session for the whole run (the tests read this after every cycle)
             self.target_si = self.lab.connect('target')
         vm = self.lab.find_vm(self.target_si, name + '_replica')
@@ -225,7 +225,7 @@ class FaultLab(object):
 
     @staticmethod
     def store(path):
-        from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import (
+        from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import (
             ReplicaStore, default_state_dir,
         )
         return ReplicaStore(default_state_dir(path))
@@ -239,7 +239,7 @@ class FaultLab(object):
     def check_points(self, name, digests):
         """Every restore point kept on every replica disk rolls back to exactly the data its snapshot froze, and
         rolling forward returns to the newest. digests: {cycle id: {disk key (str): sha256}}. Returns bytes compared."""
-        from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import open_endpoint
+        from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import open_endpoint
         compared = 0
         for key, path, data, capacity in self.replica_disks(name):
             store = self.store(path)

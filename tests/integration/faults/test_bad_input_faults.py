@@ -99,7 +99,7 @@ def test_target_datastore_full(faults, small_datastore, reliability):
     # the abort itself may not find the room to record itself: the open cycle is then rolled back by the recovery
     # every cycle starts with; once it has run, the replica holds exactly the bytes of its last restore point
     os.unlink(filler)
-    from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import open_endpoint
     for (key, _path, _data, capacity), copy, flat in zip(disks, copies, flats):
         with open_endpoint(copy, writable=True) as target:
             faults.store(copy).recover(target)

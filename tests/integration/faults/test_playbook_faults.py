@@ -28,7 +28,7 @@ VM = 'flt-play'
 def _env(base):
     env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_HOME=os.path.join(base, 'home'),
                ANSIBLE_LOCAL_TEMP=os.path.join(base, 'tmp'), ANSIBLE_LOG_PATH=os.path.join(base, 'ansible.log'))
-    from ansible_collections.replicator.vsphere.plugins.module_utils import replica_store
+    from ansible_collections.replicator.vsphere.plugins.module_utils.store import replica_store
     env['ANSIBLE_COLLECTIONS_PATH'] = replica_store.__file__.split(os.sep + 'ansible_collections' + os.sep, 1)[0]
     return env
 

@@ -14,8 +14,8 @@ import pytest
 
 zstandard = pytest.importorskip('zstandard')
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import PROBE_BYTES, Packer, replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import ReceiverSpec
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import PROBE_BYTES, Packer, replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import ReceiverSpec
 
 from mover_helpers import MIB, digest_file, patch
 

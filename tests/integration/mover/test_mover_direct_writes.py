@@ -15,11 +15,11 @@ import subprocess
 
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.digests import block_digest
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError, FileEndpoint
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import MoverError, replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import Receiver, ReceiverError
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.digests import block_digest
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import EndpointError, FileEndpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import MoverError, replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.receiver.stream import Receiver, ReceiverError
+from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import ReplicaStore
 
 from mover_helpers import MIB, digest_file, make_image, patch
 

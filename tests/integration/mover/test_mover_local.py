@@ -11,11 +11,11 @@ import os
 
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import MoverError, replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import Receiver, ReceiverError
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
-from ansible_collections.replicator.vsphere.plugins.module_utils.digests import block_digest
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import EndpointError
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import MoverError, replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.receiver.stream import Receiver, ReceiverError
+from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import ReplicaStore
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.digests import block_digest
 
 from mover_helpers import MIB, digest_file, make_image, patch
 
@@ -189,7 +189,7 @@ def test_unknown_receiver_refused(disks):
 @pytest.mark.parametrize('block_size', [3000, 0, 128 * MIB])
 def test_bad_block_size_refused_before_the_receiver_starts(disks, block_size, monkeypatch):
     src, dst = disks
-    monkeypatch.setattr('ansible_collections.replicator.vsphere.plugins.module_utils.mover._open_channel',
+    monkeypatch.setattr('ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender._open_channel',
                         lambda *a: pytest.fail('a receiver was started'))
     with pytest.raises(MoverError, match='block size must be a power of two'):
         replicate_disk(src, dst, 'full', create_target=True, block_size=block_size)

@@ -9,8 +9,8 @@ __metaclass__ = type
 import hashlib
 import os
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import open_endpoint
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import open_endpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
 
 from mover_helpers import MIB, digest_file, make_image, patch
 

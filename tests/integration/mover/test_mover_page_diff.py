@@ -11,12 +11,12 @@ import os
 
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import open_endpoint
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import Receiver
-from ansible_collections.replicator.vsphere.plugins.module_utils.digests import block_digest
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
-from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import ReceiverSpec
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import open_endpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.receiver.stream import Receiver
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.digests import block_digest
+from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import ReplicaStore
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import ReceiverSpec
 
 from mover_helpers import MIB, digest_file, make_image, patch
 

@@ -11,9 +11,9 @@ import os
 import random
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError, open_endpoint
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import EndpointError, open_endpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import ReplicaStore
 
 from integration_servers import free_port
 from mover_helpers import MIB, digest_file, make_image, patch

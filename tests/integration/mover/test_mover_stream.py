@@ -16,13 +16,13 @@ import time
 
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils import wire
-from ansible_collections.replicator.vsphere.plugins.module_utils.digests import block_digest, zero_digest
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import open_endpoint
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import serve
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
-from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import (
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath import wire
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.digests import block_digest, zero_digest
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import open_endpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.receiver.stream import serve
+from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import ReplicaStore
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import (
     BOOTSTRAP, ReceiverSpec, SshReceiverSpec, TransportError,
 )
 
@@ -238,7 +238,7 @@ class _DiesAfterCommit(ReceiverSpec):
 def test_link_lost_after_the_commit_says_the_outcome_is_unknown(seeded, tmp_path):
     """The sender cannot tell a commit from none when the link breaks after END: its error says so (the module's
     hint then says the receiver may have committed), and the store on the target holds the whole new cycle."""
-    from ansible_collections.replicator.vsphere.plugins.module_utils.disk_replication import (
+    from ansible_collections.replicator.vsphere.plugins.module_utils.replica.disk_replication import (
         COMMIT_UNKNOWN_HINT, ReplicationError, data_path_errors,
     )
     src, dst = seeded

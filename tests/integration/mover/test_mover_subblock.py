@@ -10,12 +10,12 @@ import os
 
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.digests import DigestMap, block_digest
-from ansible_collections.replicator.vsphere.plugins.module_utils.receiver import Receiver, ReceiverError
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore
-from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import ReceiverSpec
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.wire import FRAME_HEADER_SIZE
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.digests import DigestMap, block_digest
+from ansible_collections.replicator.vsphere.plugins.module_utils.receiver.stream import Receiver, ReceiverError
+from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import ReplicaStore
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import ReceiverSpec
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.wire import FRAME_HEADER_SIZE
 
 from mover_helpers import MIB, digest_file, make_image, patch
 
@@ -66,7 +66,7 @@ def test_cbt_sends_only_changed_bytes_and_map_stays_exact(tmp_path, remote):
     r = replicate_disk(src, dst, 'digests', receiver=receiver, change_id='d1')
     assert r.stats['bytes_data'] == 0 and r.stats['bytes_zero'] == 0
     # and the sub-block cycle rolls back byte-exact
-    from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import open_endpoint
+    from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import open_endpoint
     points = [p['id'] for p in store.load()['restore_points']]
     with open_endpoint(dst, writable=True) as target:
         store.rollback(target, points[0])

@@ -14,9 +14,9 @@ import os
 import subprocess
 import sys
 
-from ansible_collections.replicator.vsphere.plugins.module_utils import ssh_transport
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import ReceiverSpec
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover import ssh_transport
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import ReceiverSpec
 
 from mover_helpers import MIB, digest_file, make_image, patch
 
@@ -42,16 +42,17 @@ def test_compiled_modules_are_cached_and_damage_is_repaired(tmp_path, monkeypatc
     assert oct(cache.stat().st_mode & 0o777) == '0o700'
     names = sorted(p.name for p in cache.iterdir())
     modules = set(n.rsplit('-', 1)[0] for n in names)
-    assert {'receiver', 'wire', 'digests', 'endpoint', 'replica_store', 'journal'} <= modules, names
+    assert {'receiver.stream', 'datapath.wire', 'datapath.digests', 'datapath.endpoint', 'store.replica_store',
+            'store.journal'} <= modules, names
     assert not [n for n in names if not n.endswith('.bin')], names
-    receiver = next(p for p in cache.iterdir() if p.name.startswith('receiver-'))
-    assert marshal.loads(receiver.read_bytes()).co_filename == '<bundle>/receiver.py'
-    stale = cache / 'receiver-0000000000000000000000000000000000000000.bin'
+    receiver = next(p for p in cache.iterdir() if p.name.startswith('receiver.stream-'))
+    assert marshal.loads(receiver.read_bytes()).co_filename == '<bundle>/receiver.stream.py'
+    stale = cache / 'receiver.stream-0000000000000000000000000000000000000000.bin'
     stale.write_bytes(b'an older version')
     receiver.write_bytes(b'\x00 damaged')
     patch(src, MIB, os.urandom(4096))
     _cycle(src, dst, 'b2')
-    assert marshal.loads(receiver.read_bytes()).co_filename == '<bundle>/receiver.py'   # rebuilt
+    assert marshal.loads(receiver.read_bytes()).co_filename == '<bundle>/receiver.stream.py'   # rebuilt
     assert not stale.exists()
     assert sorted(p.name for p in cache.iterdir()) == names
 

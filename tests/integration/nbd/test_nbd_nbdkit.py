@@ -15,8 +15,8 @@ import threading
 
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError
-from ansible_collections.replicator.vsphere.plugins.module_utils.nbd_client import NbdEndpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import EndpointError
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.nbd_client import NbdEndpoint
 
 MiB = 1024 * 1024
 

@@ -16,9 +16,9 @@ import threading
 
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils import nbd_protocol as p
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import EndpointError
-from ansible_collections.replicator.vsphere.plugins.module_utils.nbd_client import NbdEndpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath import nbd_protocol as p
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import EndpointError
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.nbd_client import NbdEndpoint
 
 SIZE = 1 << 20
 

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_state import decode
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import decode
 from integration_servers import free_port
 
 pytestmark = pytest.mark.timeout(1800)

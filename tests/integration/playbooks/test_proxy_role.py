@@ -104,7 +104,7 @@ def test_proxy_role_prepares_both_proxies_then_changes_nothing(proxies, sshd):
 
 def test_published_receiver_settings_run_a_real_receiver(proxies, sshd):
     """The receiver settings the role publishes (key, known_hosts, target venv python) open a real SSH receiver."""
-    from ansible_collections.replicator.vsphere.plugins.module_utils import ssh_transport
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover import ssh_transport
     spec = json.loads((proxies / 'out' / 'src-proxy.json').read_text())['receivers']['dst-proxy']
     receiver = ssh_transport.SshReceiverSpec(spec['host'], user=spec['user'], port=spec['port'],
                                              identity_file=spec['identity_file'], python=spec['python'],

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(600)
 VM = 'slot01'
 HOLDER = textwrap.dedent('''
     import sys
-    from ansible_collections.replicator.vsphere.plugins.module_utils.proxy_slots import ProxySlots
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover.proxy_slots import ProxySlots
     with ProxySlots(sys.argv[1], 1, timeout=30, owner='vm-other disk 2000') as slot:
         print(slot.index, flush=True)
         sys.stdin.read()

@@ -78,7 +78,7 @@ def cleanup(lab, conn, run):
 
 def test_create_check_apply_reapply_grow_absent(lab, conn, source_vm, cleanup, source_si, target_si, run):
     from pyVmomi import vim
-    from ansible_collections.replicator.vsphere.plugins.module_utils.replica_spec import replica_instance_uuid
+    from ansible_collections.replicator.vsphere.plugins.module_utils.replica.spec import replica_instance_uuid
     src = source_vm('rr-life', disks_mib=(8, 4))
     cleanup('rr-life')
     args = _args(conn, 'rr-life')

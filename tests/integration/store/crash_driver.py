@@ -18,8 +18,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import scenario  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import FileEndpoint  # noqa: E402
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore  # noqa: E402
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import FileEndpoint  # noqa: E402
+from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import ReplicaStore  # noqa: E402
 
 COUNT = [0]
 KILL_AT = int(sys.argv[4])

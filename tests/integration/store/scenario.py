@@ -10,7 +10,7 @@ import hashlib
 import os
 import random
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.endpoint import FileEndpoint
+from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import FileEndpoint
 
 SIZE = 2 * 1024 * 1024 + 3 * 512      # last 64 KiB block is short
 BS = 64 * 1024

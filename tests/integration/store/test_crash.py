@@ -20,8 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import scenario  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.replicator.vsphere.plugins.module_utils import replica_store as rs_mod  # noqa: E402
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStore  # noqa: E402
+from ansible_collections.replicator.vsphere.plugins.module_utils.store import replica_store as rs_mod  # noqa: E402
+from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import ReplicaStore  # noqa: E402
 
 # operation -> number of seeded kill points (at least 20 for the replication cycle itself)
 KILLS = {'cycle': 24, 'rollback': 10, 'roll_forward': 5, 'rollback_noredo': 5, 'commit_rollback': 3, 'prune': 3}

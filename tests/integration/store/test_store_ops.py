@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-from ansible_collections.replicator.vsphere.plugins.module_utils.mover import replicate_disk
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica_store import ReplicaStoreError
-from ansible_collections.replicator.vsphere.plugins.module_utils.ssh_transport import TransportError, run_store_op
-from ansible_collections.replicator.vsphere.plugins.module_utils.store_ops import run
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
+from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import ReplicaStoreError
+from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import TransportError, run_store_op
+from ansible_collections.replicator.vsphere.plugins.module_utils.receiver.store_ops import run
 
 MIB = 1024 * 1024
 
