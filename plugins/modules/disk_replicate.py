@@ -144,7 +144,15 @@ options:
     type: float
     default: 0
   retention:
-    description: Restore points to keep on the replica disk; the oldest journals are deleted beyond it.
+    description:
+      - Restore points to keep on the replica disk; older journals are deleted at the commit. Unset keeps every
+        point.
+      - Retention counts the points sealed on the replica VM (its C(points), see M(replicator.vsphere.replica_info)).
+        The disk keeps the newest O(retention) sealed points, every point between them and the one it commits. A
+        point a killed run committed on some disks only is never counted, so it never pushes a sealed point out;
+        it stays as a step of the undo chain and goes once it is older than the oldest kept sealed point. Before
+        the replica has a sealed point, the newest O(retention) points are kept.
+      - Give M(replicator.vsphere.replica_register) the same O(replicator.vsphere.replica_register#module:retention).
     type: int
   proxy_slots:
     description:

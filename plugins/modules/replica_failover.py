@@ -60,7 +60,13 @@ options:
     type: str
   restore_point:
     description:
-      - V(latest), or the id of a restore point (the cycle id disk_replicate committed on every disk).
+      - V(latest) (the newest), or the id of a restore point.
+      - Only the points M(replicator.vsphere.replica_info) lists are accepted - cycles committed on every disk
+        (M(replicator.vsphere.disk_replicate) with the same C(cycle_id)) and sealed on the replica
+        (M(replicator.vsphere.replica_register) with O(replicator.vsphere.replica_register#module:cycle), as the
+        replicate role does at the end of every cycle). A point of a run that ended before every disk committed it,
+        or that was never sealed, is refused with the list of the accepted points; O(restore_point_time) and
+        O(restore_point_consistency) choose among the accepted points only.
     type: str
     default: latest
   restore_point_time:

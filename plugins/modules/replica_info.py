@@ -140,7 +140,12 @@ replicas:
           type: str
     points:
       description:
-        - Restore points, oldest first, each C({id, created, consistency}).
+        - Restore points, oldest first, each C({id, created, consistency}), exactly the points
+          M(replicator.vsphere.replica_failover) accepts. A point is listed once its cycle committed it on every
+          disk and was sealed on the replica (the replicate role seals at the end of a cycle). A point a killed run
+          committed on some disks only is never listed; it stays on those disks as a step of their undo chain until
+          retention drops it.
+        - After a committed failover, the points up to the committed one.
         - C(consistency) says how the point was made - V(application) (application hooks succeeded and the snapshot
           was quiesced), V(file-system) (quiesced only) or V(crash).
       type: list
@@ -186,7 +191,9 @@ except ImportError:
     vim = None  # vsphere_module reports the missing library
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.hotadd.attach import attachments_on
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import decode, parse_duration
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import (
+    advertised_points, decode, parse_duration,
+)
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica.vm import (
     INFO_PATHS, find_replica, replica_facts,
 )
@@ -249,6 +256,7 @@ def main():
             state = decode(props['config.extraConfig'])
             if state.get('source') and _wanted(params, vm, props, state):
                 replicas.append(replica_facts(vm, props, state, now, rpo))
+                replicas[-1]['points'] = advertised_points(state)   # the points replica_failover accepts
                 replicas[-1]['proxy_attachments'] = [a for a in attachments if a['owner'] == vm._moId]
         replicas.sort(key=lambda r: (r['name'] or '', r['moid']))
         result = {'changed': False, 'replicas': replicas, 'proxy_attachments': attachments}

@@ -450,7 +450,7 @@ def _open_channel(receiver, allowed_roots):
 def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver='local', state_dir=None,
                    change_id=None, block_size=DEFAULT_BLOCK_SIZE, workers=2, compress_level=1, bandwidth_mbps=0,
                    progress_file=None, dedupe_sources=(), retention=None, journal=True, allowed_roots=None,
-                   create_target=False, cycle_id=None, meta=None):
+                   create_target=False, cycle_id=None, meta=None, sealed_points=None):
     """Copy one disk into its replica and commit a restore point.
 
     source: Endpoint or spec (path, VMDK descriptor, file://, nbd URI) read on this host.
@@ -460,6 +460,8 @@ def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver=
     state_dir: replica store directory (default <target>.replicator). change_id: committed with the map.
     compress_level: zstd level for remote receivers (0 = raw; the local receiver never compresses).
     dedupe_sources: other replica disks on the receiver side, [{'target': spec, 'state_dir': dir}, ...].
+    retention: restore points the replica disk keeps (None: all); sealed_points: the ids of the points the replica VM
+    sealed, so that retention counts sealed points (store.replica_store.prune_start); None: a plain count.
     Returns a Result; raises MoverError (or EndpointError / TransportError) with nothing committed.
     """
     require_xxhash()
@@ -527,6 +529,8 @@ def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver=
 
         t0 = time.monotonic()
         progress.set_stage('committing')
+        if retention is not None and sealed_points is not None:
+            retention = {'keep': retention, 'sealed': [str(i) for i in sealed_points]}
         info = {'change_id': change_id, 'meta': meta or {}, 'retention': retention}
         need = channel.end(info)
         if need:

@@ -44,6 +44,16 @@ class ReceiverError(Exception):
     """The receiver refused or failed the cycle; nothing of it is committed."""
 
 
+def retention_policy(retention):
+    """(keep, sealed) out of the END info's retention: None, a number, or {'keep': N, 'sealed': [ids] or None}."""
+    if isinstance(retention, dict):
+        sealed = retention.get('sealed')
+        if sealed is not None and (not isinstance(sealed, (list, tuple)) or not all(isinstance(i, str) for i in sealed)):
+            raise ReceiverError('retention: sealed must be a list of restore point ids, got %r' % (sealed,))
+        return retention.get('keep'), (None if sealed is None else list(sealed))
+    return retention, None
+
+
 def _create_file(path, capacity, allowed_roots):
     if allowed_roots is not None:
         real = os.path.realpath(path)
@@ -509,7 +519,12 @@ class Receiver(object):
         return need
 
     def commit(self, change_id, meta=None, retention=None):
-        """Commit digest map + change id (after every block is written; the store flushes the target first)."""
+        """Commit digest map + change id (after every block is written; the store flushes the target first).
+
+        retention (END info): None (keep every point), a number of points to keep, or {'keep': N, 'sealed': [ids]}
+        where sealed lists the points the replica VM sealed, so the store counts sealed points (see
+        store.replica_store.prune_start)."""
+        keep, sealed = retention_policy(retention)
         if self._pending or self.need:
             raise ReceiverError('cannot commit: blocks are still pending or needed')
         if self.cycle is None:
@@ -520,7 +535,7 @@ class Receiver(object):
         self.stats['peak_rss_bytes'] = usage.ru_maxrss * 1024
         self.stats.setdefault('cpu', {})['process'] = usage.ru_utime + usage.ru_stime
         point = self.cycle.commit(change_id, self.map.to_bytes(), self.capacity, self.block_size, meta=meta,
-                                  retention=retention)
+                                  retention=keep, sealed=sealed)
         self.cycle = None
         return {'restore_point': point, 'change_id': change_id, 'stats': dict(self.stats)}
 

@@ -121,8 +121,10 @@ def _map(path, mounts, what):
 def replicate(source, target, vm, opts, now, check_mode):
     """Run one disk cycle. opts: the module's params. Returns the module result."""
     props, node, disk = source_snapshot_disk(source, vm, opts['snapshot'], opts['disk_key'])
-    rvm, rprops, _state, rkey, entry = replica_disk(target, props['config.instanceUuid'], disk['key'],
+    rvm, rprops, rstate, rkey, entry = replica_disk(target, props['config.instanceUuid'], disk['key'],
                                                     opts.get('lock_run_id'), now)
+    # retention counts the points sealed on the replica VM: partial points of killed runs never push one out
+    sealed = [p['id'] for p in rstate.get('points') or [] if p.get('id')]
     if entry.get('capacity') != disk['capacity_bytes']:
         raise ReplicationError('Replica disk %s is %s bytes but source disk %s is %s bytes' % (
             rkey, entry.get('capacity'), disk['key'], disk['capacity_bytes']), fault='SizeMismatch',
@@ -192,6 +194,7 @@ def replicate(source, target, vm, opts, now, check_mode):
                                    compress_level=opts['compression_level'],
                                    bandwidth_mbps=opts['bandwidth_limit'] or 0,
                                    progress_file=opts.get('progress_file'), retention=opts.get('retention'),
+                                   sealed_points=sealed,
                                    allowed_roots=(roots + ([ends.target] if ends.target else [])) or None,
                                    cycle_id=opts.get('cycle_id'), dedupe_sources=dedupe,
                                    meta={'vm': props['name'], 'disk_key': disk['key'], 'snapshot': node.name,

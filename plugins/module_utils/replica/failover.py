@@ -31,7 +31,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.replica.failove
     TARGET_STATES, FailoverPlanError, TransitionRefused, check_transition, choose_point, position,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica.spec import network_backing, nic_network, nics
-from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import decode
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import advertised_points, decode
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica.vm import (
     REPLICA_PATHS, NotOurReplica, find_replica, refuse_foreign_lock, replica_facts, resolve_datacenter,
     resolve_networks, source_portgroup_names, write_state,
@@ -212,15 +212,57 @@ def _failover_networks(replica, mode, current):
     return dict((key, mapping.get(name, name)) for key, name in current.items())
 
 
+def _ids(points):
+    return ', '.join(p['id'] for p in points) or 'none'
+
+
+def accepted_points(state, disk_points, restore_point=None):
+    """The points a failover accepts (state.advertised_points: sealed on the replica VM and committed on every disk),
+    with the disk stores' lists narrowed to them: (advertised, {disk: [points]}). Raises FailoverPlanError naming why
+    when there is none, or when `restore_point` (an id) is on a disk but not accepted (a partial point of a killed
+    run, a point never sealed, a sealed point a disk lost)."""
+    accepted = advertised_points(state, disk_points)
+    ids = set(p['id'] for p in accepted)
+    narrowed = dict((key, [p for p in listed or [] if p['id'] in ids]) for key, listed in disk_points.items())
+    sealed = [p['id'] for p in state.get('points') or []]
+    if restore_point not in (None, 'latest') and restore_point not in ids:
+        having = sorted(key for key, listed in disk_points.items() if restore_point in [p['id'] for p in listed or []])
+        missing = sorted(key for key in disk_points if key not in having)
+        if having or restore_point in sealed:
+            if restore_point in sealed and not missing:
+                why = 'is newer than the committed failover point %s (dropped when it was committed)' % (
+                    (state.get('failover') or {}).get('point'))
+            elif restore_point in sealed:
+                why = 'is sealed on the replica but missing on disk(s) %s (pruned or lost)' % ', '.join(
+                    str(k) for k in missing)
+            elif missing:
+                why = ('is partial: its cycle committed it on disk(s) %s but not on %s and was never sealed (the run '
+                       'ended before every disk committed)'
+                       % (', '.join(str(k) for k in having), ', '.join(str(k) for k in missing)))
+            else:
+                why = 'was committed on every disk but never sealed (its cycle did not finish)'
+            raise FailoverPlanError('Restore point %s %s; a failover accepts only the restore points replica_info '
+                                    'lists: %s' % (restore_point, why, _ids(accepted)))
+    if not accepted:
+        detail = '; '.join('disk %s: %s' % (key, _ids(disk_points[key] or [])) for key in sorted(disk_points))
+        raise FailoverPlanError('The replica has no complete restore point: none is both sealed on the replica VM '
+                                '(sealed: %s) and committed on every disk (%s). A point is complete once a replication '
+                                'cycle committed it on every disk and was sealed (replica_register cycle, as the '
+                                'replicate role does at its end)' % (', '.join(sealed) or 'none', detail or 'no disks'))
+    return accepted, narrowed
+
+
 def fail_over(replica, wanted, point_opts, run, now):
     """Module states failed_over and test."""
     mode = TARGET_STATES[wanted]
     state = replica.state
     recorded = state.get('failover') or {}
     stores = replica.inspect()
-    labels = dict((p.get('id'), p.get('consistency')) for p in state.get('points') or [])
-    point = choose_point(dict((key, summary['restore_points']) for key, (_t, summary) in stores.items()),
-                         point_opts['restore_point'], point_opts['restore_point_time'],
+    accepted, narrowed = accepted_points(state, dict((key, summary['restore_points'])
+                                                     for key, (_t, summary) in stores.items()),
+                                         point_opts['restore_point'])
+    labels = dict((p.get('id'), p.get('consistency')) for p in accepted)
+    point = choose_point(narrowed, point_opts['restore_point'], point_opts['restore_point_time'],
                          point_opts.get('restore_point_consistency') or 'any', labels)
     check_transition(state.get('state'), wanted, recorded.get('point'), point['id'])
     if mode == 'test_failover' and not replica.opts.get('test_network'):
@@ -369,8 +411,10 @@ def ensure(source, target, opts, now, check_mode):
     after = _summary(replica)
     if check_mode and run.actions:
         after = _planned(before, opts, point)
+    facts = replica_facts(vm, replica.props, replica.state, now)
+    facts['points'] = advertised_points(replica.state)   # what replica_info lists
     result = {'changed': bool(run.actions), 'actions': run.actions, 'task': run.task, 'vm': source_vm,
-              'replica': replica_facts(vm, replica.props, replica.state, now), 'restore_point': point}
+              'replica': facts, 'restore_point': point}
     if before != after:
         result['diff'] = {'before': before, 'after': after}
     return result

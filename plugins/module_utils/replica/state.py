@@ -270,3 +270,23 @@ def seal_cycle(state, cycle, retention=None):
     if points != list(state.get('points') or []):
         changes['points'] = points
     return changes
+
+
+def advertised_points(state, disk_points=None):
+    """The restore points of a replica that it offers and a failover accepts, oldest first, as the replica VM lists
+    them ({id, created, consistency}): one list for replica_info and replica_failover.
+
+    A point is advertised when it is sealed on the replica VM (`points`: seal_cycle wrote it once the cycle committed
+    on every disk); a point a killed run committed on some disks only (partial), or on every disk but never sealed,
+    is not. With disk_points ({disk: [{'id', ...}]} as the disk stores list them), only the sealed points committed
+    on every disk are. A committed failover keeps the points up to its own (the disks dropped the newer ones).
+    """
+    points = [dict(p) for p in state.get('points') or [] if p.get('id')]
+    failover = state.get('failover') or {}
+    ids = [p['id'] for p in points]
+    if state.get('state') == 'committed' and failover.get('point') in ids:
+        points = points[:ids.index(failover['point']) + 1]
+    if disk_points is not None:
+        on_disks = [set(p.get('id') for p in listed or []) for listed in disk_points.values()]
+        points = [p for p in points if on_disks and all(p['id'] in ids for ids in on_disks)]
+    return points

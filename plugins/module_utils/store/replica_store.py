@@ -74,6 +74,34 @@ def atomic_write(path, data):
     fsync_dir(path)
 
 
+def prune_start(ids, keep, sealed=None):
+    """Index of the oldest restore point that retention keeps; ids: the point ids oldest first, the last one the
+    point just committed (always kept).
+
+    Without `sealed` (a plain number, as the mover's own callers and failback give it): the newest `keep` points.
+    With `sealed` (the ids the replica VM lists as sealed: cycles that committed on every disk): the newest `keep`
+    sealed points are kept, counting the last point when it is sealed already, and every point between them (an
+    unsealed point in the middle is still a step of the undo chain to the older ones). So a partial point (a run
+    killed after some disks committed it) never pushes a sealed point out, and at a commit, before its seal, every
+    point the VM lists stays on the disk (the VM drops its oldest one when it seals the new one; the disk at its
+    next commit). Partial points older than the oldest kept sealed one go. When no older point is sealed, the plain
+    count applies (no sealed point can be lost).
+    """
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise ReplicaStoreError('retention must be an integer >= 1 (got %r)' % (keep,))
+    ids = list(ids)
+    count = max(0, len(ids) - keep)
+    if sealed is None or not ids:
+        return count
+    sealed = set(sealed)
+    older = ids[:-1]
+    wanted = keep - 1 if ids[-1] in sealed else keep
+    window = [i for i in older if i in sealed][-wanted:] if wanted else []
+    if not window:
+        return count
+    return older.index(window[0])
+
+
 def parse_manifest(raw):
     """Parse and verify manifest bytes; returns the dict or raises ValueError saying what is wrong."""
     doc = json.loads(raw.decode('utf-8'))
@@ -323,7 +351,7 @@ class ReplicaStore(object):
             self._unlock()
             raise
 
-    def _finish_cycle(self, cycle, point, change_id, digest_map, capacity, block_size, retention):
+    def _finish_cycle(self, cycle, point, change_id, digest_map, capacity, block_size, retention, sealed=None):
         actions = []
         try:
             doc = self._read()
@@ -343,7 +371,7 @@ class ReplicaStore(object):
             new.update(change_id=change_id, capacity=capacity, block_size=block_size, open_cycle=None)
             self._write(new)
             if retention is not None:
-                self._prune(retention, actions)
+                self._prune(retention, actions, sealed)
             self._cleanup(actions)
             return copy.deepcopy(point)
         finally:
@@ -557,8 +585,10 @@ class ReplicaStore(object):
 
     # ---- retention -------------------------------------------------------------------------------------------
 
-    def prune(self, keep):
-        """Delete the oldest restore points (and journals) so that `keep` points remain. Returns removed ids."""
+    def prune(self, keep, sealed=None):
+        """Delete the oldest restore points (and journals) so that `keep` points remain, or with `sealed` (ids of
+        the points the replica VM sealed) `keep` sealed points with what lies between them (prune_start). Returns
+        the removed ids."""
         self._lock()
         try:
             doc = self._read()
@@ -567,18 +597,16 @@ class ReplicaStore(object):
                 raise ReplicaStoreError('an interrupted %s is recorded: call recover(target) first'
                                         % doc['pending']['op'])
             actions = []
-            removed = self._prune(keep, actions)
+            removed = self._prune(keep, actions, sealed)
             self._cleanup(actions)
             return removed
         finally:
             self._unlock()
 
-    def _prune(self, keep, actions):
-        if not isinstance(keep, int) or keep < 1:
-            raise ReplicaStoreError('retention must be an integer >= 1 (got %r)' % (keep,))
+    def _prune(self, keep, actions, sealed=None):
         doc = self._doc
         points = doc['restore_points']
-        drop = len(points) - keep
+        drop = prune_start([p['id'] for p in points], keep, sealed)
         if drop <= 0:
             return []
         rb = doc.get('rolled_back')
@@ -628,8 +656,11 @@ class Cycle(object):
     def bytes_journaled(self):
         return self.writer.bytes_covered if self.writer else 0
 
-    def commit(self, change_id, digest_map, capacity, block_size, meta=None, retention=None):
-        """Flush the target, seal the journal, commit digest map + manifest, prune. Returns the new point."""
+    def commit(self, change_id, digest_map, capacity, block_size, meta=None, retention=None, sealed=None):
+        """Flush the target, seal the journal, commit digest map + manifest, prune. Returns the new point.
+
+        retention: restore points to keep (None: all); sealed: the ids the replica VM lists as sealed, so that
+        retention counts sealed points and never drops one for partial points (see prune_start)."""
         self._check()
         if capacity != self.target.size:
             raise ReplicaStoreError('capacity mismatch: commit says %d bytes but the target is %d bytes'
@@ -645,7 +676,8 @@ class Cycle(object):
         point = {'id': self.id, 'created': _now(), 'change_id': change_id, 'journal': journal,
                  'bytes_journaled': self.bytes_journaled, 'meta': dict(self.meta, **(meta or {}))}
         self.closed = True
-        return self.store._finish_cycle(self, point, change_id, digest_map, capacity, block_size, retention)
+        return self.store._finish_cycle(self, point, change_id, digest_map, capacity, block_size, retention,
+                                        None if sealed is None else list(sealed))
 
     def abort(self):
         """Roll back what this cycle wrote and delete its journal. Returns a list of actions."""

@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import time
 
 import pytest
 
@@ -24,7 +25,7 @@ REPLICA = 'fo-' + VM
 CYCLES = ('c1', 'c2', 'c3')
 
 
-def _replicate_cycle(lab, conn, run, vm, cycle):
+def _replicate_cycle(lab, conn, run, vm, cycle, register):
     snap = lab.wait(vm.CreateSnapshot_Task('cycle-' + cycle, 'replication cycle', False, False))
     try:
         for key in (2000, 2001):
@@ -36,6 +37,11 @@ def _replicate_cycle(lab, conn, run, vm, cycle):
                 for disk in (0, 1)]
     finally:
         lab.wait(snap.RemoveSnapshot_Task(False))
+    # every disk committed the cycle: seal it on the replica (as the replicate role does); a failover accepts only
+    # sealed points
+    seal = {'id': cycle, 'status': 'success', 'finished': int(time.time())}
+    sealed = run('replica_register', dict(register, cycle=seal))
+    assert not sealed.failed and cycle in [p['id'] for p in sealed['replica']['points']], sealed.output
     return sums
 
 
@@ -55,7 +61,7 @@ def replicated(lab, conn, run):
                 lab.labctl('write', VM, '--disk', 0, '--offset', index * MIB, '--length', 70000, '--seed', 10 + index)
                 lab.labctl('write', VM, '--disk', 1, '--offset', 2 * MIB + index * 4096, '--length', 8192,
                            '--seed', 20 + index)
-            sums[cycle] = _replicate_cycle(lab, conn, run, vm, cycle)
+            sums[cycle] = _replicate_cycle(lab, conn, run, vm, cycle, register)
         assert len(set(tuple(s) for s in sums.values())) == 3
         yield vm, sums
     finally:
