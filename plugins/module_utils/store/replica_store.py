@@ -29,6 +29,25 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.store.journal i
 MANIFEST = 'manifest.json'
 MANIFEST_PREV = 'manifest.json.prev'
 LOCK_FILE = 'lock'
+LOCK_WAIT = 20.0            # seconds a store operation waits for another process's lock on the same store
+
+
+def _write_holder(fd):
+    """Say in the lock file who holds it (what a refused process shows); the flock is what locks."""
+    try:
+        text = ('pid %d on %s since %s\n' % (os.getpid(), os.uname()[1],
+                                              time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text, 0)
+    except OSError:
+        pass
+
+
+def _read_holder(fd):
+    try:
+        return os.pread(fd, 256, 0).decode('utf-8', 'replace').strip() or 'another process'
+    except OSError:
+        return 'another process'
 FORMAT = 1
 MIN_BLOCK = 64 * 1024
 MAX_BLOCK = 16 * 1024 * 1024
@@ -168,12 +187,22 @@ class ReplicaStore(object):
         if self._lock_depth == 0:
             self._ensure_dir()
             fd = os.open(self._path(LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (IOError, OSError):
-                os.close(fd)
-                raise ReplicaStoreError('state directory %s is in use by another process (%s is locked); wait for '
-                                        'that replication or rollback to finish' % (self.state_dir, LOCK_FILE))
+            # a copy of a run that ended stops within seconds (run_watch): wait that long before refusing
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except (IOError, OSError):
+                    if time.monotonic() < deadline:
+                        time.sleep(0.2)
+                        continue
+                    holder = _read_holder(fd)
+                    os.close(fd)
+                    raise ReplicaStoreError('state directory %s is in use by %s (it holds %s); wait for that '
+                                            'replication or rollback of this disk to finish'
+                                            % (self.state_dir, holder, LOCK_FILE))
+            _write_holder(fd)
             self._lock_fd = fd
         self._lock_depth += 1
 

@@ -11,8 +11,10 @@ import json
 import os
 import random
 import sys
+import time
 
 import pytest
+from ansible_collections.replicator.vsphere.plugins.module_utils.store import replica_store as replica_store_module
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.store.replica_store import (
     MANIFEST, MANIFEST_PREV, ReplicaStore, ReplicaStoreError,
@@ -109,15 +111,16 @@ def test_state_dir_errors(tmp_path, env):
         os.chmod(str(ro), 0o700)
 
 
-def test_capacity_mismatch_and_begin_while_uncommitted(tmp_path, env):
+def test_capacity_mismatch_and_begin_while_uncommitted(tmp_path, env, monkeypatch):
     store, t = env
+    monkeypatch.setattr(replica_store_module, 'LOCK_WAIT', 0.5)
     run_cycle(store, t, [(0, b'a' * 512)], cycle_id='c1')
     other = FileTarget(str(tmp_path / 'other.img'), SIZE - 512)   # a shrunk disk (a grown one is accepted: its next cycle records the new size)
     with pytest.raises(ReplicaStoreError, match='capacity mismatch.*resize the replica disk'):
         store.begin(other)
     other.close()
     c = run_cycle(store, t, [(512, b'b' * 512)], cycle_id='c2', commit=False)
-    with pytest.raises(ReplicaStoreError, match='in use by another process'):
+    with pytest.raises(ReplicaStoreError, match=r'in use by pid %d on \S+ since 20\d\d-' % os.getpid()):
         ReplicaStore(store.state_dir).begin(t)
     c.writer.close()
     c.store._unlock()                        # simulate the process dying without committing
@@ -256,3 +259,17 @@ def test_property_random_cycles_every_point_reachable(tmp_path, seed):
                 kept = 1
     finally:
         t.close()
+
+
+def test_a_store_lock_let_go_within_the_wait_is_taken(env):
+    """A copy of a run that ended stops within seconds: the next operation waits for its lock instead of failing."""
+    import threading
+    store, t = env
+    run_cycle(store, t, [(0, b'a' * 512)], cycle_id='c1')
+    holder = ReplicaStore(store.state_dir)
+    holder._lock()
+    threading.Timer(0.5, holder._unlock).start()
+    started = time.monotonic()
+    cycle = ReplicaStore(store.state_dir).begin(t, cycle_id='c2')      # waits for the lock, then opens its cycle
+    assert 0.3 < time.monotonic() - started < replica_store_module.LOCK_WAIT
+    cycle.abort()
