@@ -186,7 +186,15 @@ options:
     description:
       - The run id that holds the replica's lock (M(replicator.vsphere.replica_register) with C(lock=acquire)).
         A live lock of another run refuses the copy.
+      - While this run holds the lock, the copy checks it every 30 seconds and stops when it was released, taken
+        over by another run, or its lease ran out (the run stopped renewing it). Nothing of the cycle is committed.
     type: str
+  run_process:
+    description:
+      - The ansible-playbook process of the run (the C(replicator.vsphere.run_identity) lookup). A copy on the
+        same host as that process checks it every second and stops as soon as it has ended (the playbook was
+        killed or cancelled), so that copies never outlive their run. Nothing of the cycle is committed.
+    type: dict
   task_timeout:
     description: Seconds to wait for each vSphere task.
     type: int
@@ -347,6 +355,7 @@ def argument_spec():
         cycle_id=dict(type='str'),
         dedupe_sources=dict(type='list', elements='str', default=[]),
         lock_run_id=dict(type='str'),
+        run_process=dict(type='dict'),
         task_timeout=dict(type='int', default=3600),
     )
     return spec

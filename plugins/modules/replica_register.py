@@ -129,7 +129,10 @@ options:
   lock:
     description:
       - V(acquire) takes the replica's run lock for O(lock_run_id) (or renews it when that run holds it); it fails
-        when another run holds a lease that has not expired, and takes over an expired one.
+        when another run holds a lease that has not expired, and takes over an expired one, or one whose run
+        provably ended (see O(run_process)).
+      - A replica created by this call is born locked, so that two first cycles started at the same time make one
+        replica; the run that finds the other's replica older destroys its own and is refused by the lock.
       - V(release) frees the lock held by O(lock_run_id). Releasing a lock held by another live run fails.
       - V(none) leaves the lock as it is.
     type: str
@@ -138,8 +141,15 @@ options:
   lock_owner:
     description:
       - Who holds the lock, shown to other runs that find it held.
-      - Default is the controller's host name, plus the AWX / Automation Controller job id when E(JOB_ID) is set.
+      - Default is the host and process of O(run_process) when given, else this host's name; plus the AWX /
+        Automation Controller job id when E(JOB_ID) is set.
     type: str
+  run_process:
+    description:
+      - The ansible-playbook process of the run that takes the lock, as the C(replicator.vsphere.run_identity)
+        lookup returns it (host, pid, boot_id, start). It is kept in the lock, so that a later run on the same
+        host takes over at once when that process has ended (killed, cancelled), instead of waiting for the lease.
+    type: dict
   lock_run_id:
     description:
       - The id of this replication run. Default is a new random id, returned as RV(run_id); pass it to the
@@ -148,6 +158,8 @@ options:
   lock_ttl:
     description:
       - Lease time of the lock in seconds; another run may take the lock over once it has expired.
+      - A run renews its leases while it is alive (the replicate role's C(replicator.vsphere.run_keeper)), so a
+        short lease only bounds how long a run that died unseen (on another host) blocks the VM.
     type: int
     default: 3600
   cycle:
@@ -365,6 +377,7 @@ import uuid
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica.vm import (
     ensure_absent, ensure_forgotten, ensure_present, target_session,
 )
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica import run_owner
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import seal_cycle
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.args import (
     target_connection_argument_spec, vm_identity_argument_spec, vm_identity_params,
@@ -374,8 +387,8 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.lookup 
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.module import run_module, vsphere_module
 
 
-def default_owner():
-    owner = socket.gethostname()
+def default_owner(process=None):
+    owner = run_owner.describe(dict(process, id=None)) if process else socket.gethostname()
     if os.environ.get('JOB_ID'):
         owner += ' job %s' % os.environ['JOB_ID']
     return owner
@@ -400,6 +413,7 @@ def main():
         default_network=dict(type='str'),
         lock=dict(type='str', default='none', choices=['acquire', 'release', 'none']),
         lock_owner=dict(type='str'),
+        run_process=dict(type='dict'),
         lock_run_id=dict(type='str'),
         lock_ttl=dict(type='int', default=3600),
         cycle=dict(type='dict', options=dict(
@@ -428,7 +442,8 @@ def main():
     except ValueError as exc:
         module.fail_json(msg='cycle: %s' % exc)
     opts = dict(params)
-    opts['lock_owner'] = params['lock_owner'] or default_owner()
+    opts['lock_owner'] = params['lock_owner'] or default_owner(params['run_process'])
+    opts['lock_process'] = params['run_process']
     opts['lock_run_id'] = params['lock_run_id'] or uuid.uuid4().hex
     opts['network_map'] = dict((str(k), str(v)) for k, v in (params['network_map'] or {}).items())
     identity = vm_identity_params(params)

@@ -43,6 +43,13 @@ options:
       - V(0) removes all snapshots with O(prefix) whatever their age.
     type: int
     default: 3600
+  lock_run_id:
+    description:
+      - The run that holds the VM's replica lock (M(replicator.vsphere.replica_register) with C(lock=acquire)).
+      - No other run can be alive while it does, so every snapshot with O(prefix) except that run's own cycle
+        snapshot (O(prefix) followed by the run id) belongs to a run that ended (killed, cancelled, crashed) and
+        is removed whatever its age; O(min_age) then does not apply.
+    type: str
   consolidate:
     description:
       - Run ConsolidateVMDisks_Task when vSphere says the VM needs it (after the removals).
@@ -171,6 +178,7 @@ def argument_spec():
     spec.update(
         prefix=dict(type='str', default='replicator-'),
         min_age=dict(type='int', default=3600),
+        lock_run_id=dict(type='str'),
         consolidate=dict(type='bool', default=True),
         task_timeout=dict(type='int', default=3600),
     )
@@ -194,8 +202,8 @@ def main():
         vm_name = props['name']
         nodes = walk(props['snapshot'])
         candidates = [n for n in nodes if ours(n.name, p['prefix'])]
-        now = client.si.CurrentTime() if candidates and p['min_age'] > 0 else None
-        orphans = select_orphans(candidates, p['prefix'], p['min_age'], now)
+        now = client.si.CurrentTime() if candidates and (p['min_age'] > 0 or p['lock_run_id']) else None
+        orphans = select_orphans(candidates, p['prefix'], p['min_age'], now, p['lock_run_id'])
         kept = sorted(n.name for n in candidates if n not in orphans)
         removed, tasks = [], []
         for node in orphans:

@@ -448,7 +448,6 @@ def cmd_inventory(args):
         'replicate_source_datastore_paths': state['sites']['source']['datastores'],
         'replicate_target_datastore_paths': state['sites']['target']['datastores'],
         'replicate_report_dir': os.path.join(os.path.dirname(os.path.abspath(args.output)), 'reports'),
-        'replicate_orphan_min_age': 0,
         'replicate_poll_interval': 1,
     }
     # JSON is valid YAML: no YAML library needed

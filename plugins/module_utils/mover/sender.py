@@ -118,7 +118,8 @@ class _Pipeline(object):
     """Reader/compressor workers + ordered emitter for one plan."""
 
     def __init__(self, source, channel, plan, target_map, dedupe_index, session_map, workers, compress_level,
-                 throttle, progress, stats, use_target_index, pool):
+                 throttle, progress, stats, use_target_index, pool, cancel=None):
+        self.cancel = cancel        # an Event (with .reason) that stops the copy between blocks
         self.source = source
         self.channel = channel
         self.plan = plan
@@ -314,6 +315,9 @@ class _Pipeline(object):
         cpu0 = time.thread_time()
         try:
             for seq in range(len(self.plan.blocks)):
+                if self.cancel is not None and self.cancel.is_set():
+                    raise MoverError('stopped: %s; nothing of this cycle is committed'
+                                     % (getattr(self.cancel, 'reason', None) or 'cancelled'))
                 item = self._take(seq)
                 try:
                     self._emit(item)
@@ -450,7 +454,7 @@ def _open_channel(receiver, allowed_roots):
 def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver='local', state_dir=None,
                    change_id=None, block_size=DEFAULT_BLOCK_SIZE, workers=2, compress_level=1, bandwidth_mbps=0,
                    progress_file=None, dedupe_sources=(), retention=None, journal=True, allowed_roots=None,
-                   create_target=False, cycle_id=None, meta=None, sealed_points=None):
+                   create_target=False, cycle_id=None, meta=None, sealed_points=None, cancel=None):
     """Copy one disk into its replica and commit a restore point.
 
     source: Endpoint or spec (path, VMDK descriptor, file://, nbd URI) read on this host.
@@ -462,6 +466,8 @@ def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver=
     dedupe_sources: other replica disks on the receiver side, [{'target': spec, 'state_dir': dir}, ...].
     retention: restore points the replica disk keeps (None: all); sealed_points: the ids of the points the replica VM
     sealed, so that retention counts sealed points (store.replica_store.prune_start); None: a plain count.
+    cancel: a threading.Event; once set (with an optional .reason), the copy stops before its next block, the
+    receiver aborts the cycle and nothing is committed.
     Returns a Result; raises MoverError (or EndpointError / TransportError) with nothing committed.
     """
     require_xxhash()
@@ -523,7 +529,7 @@ def replicate_disk(source, target, plan_kind='full', cbt_extents=None, receiver=
         t0 = time.monotonic()
         progress.set_stage('copying', total=plan.bytes_planned)
         pipe = _Pipeline(src, channel, plan, target_map, index, session_map, workers, level,
-                         TokenBucket(bandwidth_mbps), progress, stats, use_target_index, pool)
+                         TokenBucket(bandwidth_mbps), progress, stats, use_target_index, pool, cancel)
         pipe.run()
         durations['copy_seconds'] = time.monotonic() - t0
 

@@ -17,6 +17,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.datasto
     DatastorePathError, local_path,
 )
 from ansible_collections.replicator.vsphere.plugins.module_utils.datapath.endpoint import EndpointError
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.run_watch import RunWatch
 from ansible_collections.replicator.vsphere.plugins.module_utils.hotadd.attach import disk_by_key, hotadd_ends, hotadd_state_dir
 from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import MoverError, replicate_disk
 from ansible_collections.replicator.vsphere.plugins.module_utils.mover.plan_choice import PlanChoiceError, choose_plan
@@ -39,6 +40,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.propert
 from ansible_collections.replicator.vsphere.plugins.module_utils.vsphere.snapshots import find_one, snapshot_disks, walk
 
 SOURCE_PATHS = ['name', 'config.instanceUuid', 'snapshot']
+SNAPSHOT_PREFIX = 'replicator-'   # the prefix of the snapshots the replicate role takes (snapshot_consolidate's default)
 DATA_PATH_ERRORS = (EndpointError, MoverError, ReceiverError, ReplicaStoreError, TransportError, OSError)
 
 
@@ -70,6 +72,32 @@ def source_snapshot_disk(client, vm, snapshot, disk_key):
                        % (props['name'], disk_key, node.name, ', '.join(str(d['key']) for d in disks)),
                        fault='NotFound')
     return props, node, disk
+
+
+def leftover_snapshots(nodes, node, prefix=SNAPSHOT_PREFIX):
+    """The names of this collection's snapshots above the cycle snapshot `node` in the VM's tree: what makes its
+    disks delta chains when an earlier run died before removing its own snapshot."""
+    by_moid = dict((n.moid, n) for n in nodes)
+    names, parent = [], by_moid.get(node.parent_moid)
+    while parent is not None and len(names) < len(nodes):
+        if parent.name.startswith(prefix):
+            names.append(parent.name)
+        parent = by_moid.get(parent.parent_moid)
+    return names[::-1]
+
+
+def refuse_leftovers(nodes, node, vm_name):
+    """A cycle snapshot on top of a snapshot that an earlier run left: say so, and what to do (the copy would
+    otherwise fail on the delta chain it causes)."""
+    left = leftover_snapshots(nodes, node)
+    if left:
+        raise ReplicationError("VM '%s' still carries %s of an earlier run that ended before removing it, so the "
+                               "cycle snapshot '%s' sits on top of it and its disks are delta chains"
+                               % (vm_name, ', '.join("snapshot '%s'" % name for name in left), node.name),
+                               fault='LeftoverSnapshot',
+                               hint='Remove it with replicator.vsphere.snapshot_consolidate: the replicate role does '
+                                    'so once it holds the replica lock (lock_run_id); by hand use min_age 0 when no '
+                                    'other run of this VM is running.')
 
 
 def replica_disk(target, source_uuid, disk_key, run_id, now):
@@ -121,10 +149,14 @@ def _map(path, mounts, what):
 def replicate(source, target, vm, opts, now, check_mode):
     """Run one disk cycle. opts: the module's params. Returns the module result."""
     props, node, disk = source_snapshot_disk(source, vm, opts['snapshot'], opts['disk_key'])
+    if opts['transport'] == 'direct':   # reads the flat extent itself: a delta chain under the snapshot stops it
+        refuse_leftovers(walk(props['snapshot']), node, props['name'])
     rvm, rprops, rstate, rkey, entry = replica_disk(target, props['config.instanceUuid'], disk['key'],
                                                     opts.get('lock_run_id'), now)
     # retention counts the points sealed on the replica VM: partial points of killed runs never push one out
     sealed = [p['id'] for p in rstate.get('points') or [] if p.get('id')]
+    # a copy watches the lock only when its run holds it (a module run on its own may go without)
+    watched_run = opts.get('lock_run_id') if (rstate.get('lock') or {}).get('run') == opts.get('lock_run_id') else None
     if entry.get('capacity') != disk['capacity_bytes']:
         raise ReplicationError('Replica disk %s is %s bytes but source disk %s is %s bytes' % (
             rkey, entry.get('capacity'), disk['key'], disk['capacity_bytes']), fault='SizeMismatch',
@@ -187,7 +219,8 @@ def replicate(source, target, vm, opts, now, check_mode):
     with hotadd_ends(source, target, opts, owners[0], disk, owners[1], rdisk, receiver) as ends:  # always detaches
         source_spec, target_spec = ends.source or source_spec, ends.target or target_spec
         result['disk']['source'], result['replica']['target'] = source_spec, target_spec
-        with data_path_errors('Replicating disk %s of VM %s' % (disk['key'], props['name'])):
+        watch = RunWatch(opts.get('run_process'), target, rvm, watched_run)
+        with data_path_errors('Replicating disk %s of VM %s' % (disk['key'], props['name'])), watch as cancel:
             moved = replicate_disk(source_spec, target_spec, kind, cbt_extents=extents, receiver=receiver,
                                    state_dir=state_dir, change_id=disk['change_id'],
                                    block_size=opts['block_size'], workers=opts['workers'],
@@ -198,7 +231,7 @@ def replicate(source, target, vm, opts, now, check_mode):
                                    allowed_roots=(roots + ([ends.target] if ends.target else [])) or None,
                                    cycle_id=opts.get('cycle_id'), dedupe_sources=dedupe,
                                    meta={'vm': props['name'], 'disk_key': disk['key'], 'snapshot': node.name,
-                                         'plan': kind, 'reason': reason})
+                                         'plan': kind, 'reason': reason}, cancel=cancel)
     if ends.attachments:
         result['hotadd'] = ends.facts()
     result['stats'] = moved.stats

@@ -192,11 +192,12 @@ def _key_counter(start=-100):
     return next_key
 
 
-def create_spec(source_props, name, datastore, targets, source_identity, portgroup_names=None):
+def create_spec(source_props, name, datastore, targets, source_identity, portgroup_names=None, lock=None):
     """The ConfigSpec of a new replica.
 
     source_props: the source VM's properties (SOURCE_PATHS). targets: {source network name: resolved target
     network (see network_backing)}. source_identity: the replicator.source record stored on the replica.
+    lock: the run lock the replica is born with (so that a run creating it at the same time is refused).
     """
     devices = source_props['config.hardware.device'] or []
     next_key = _key_counter()
@@ -208,7 +209,10 @@ def create_spec(source_props, name, datastore, targets, source_identity, portgro
                          connectable=vim.vm.device.VirtualDevice.ConnectInfo(startConnected=False, connected=False,
                                                                              allowGuestControl=True))
         changes.append(_add(card))
-    extra = encode({'source': source_identity, 'state': 'ready', 'points': []})
+    born = {'source': source_identity, 'state': 'ready', 'points': []}
+    if lock:
+        born['lock'] = lock
+    extra = encode(born)
     return vim.vm.ConfigSpec(
         name=name,
         instanceUuid=replica_instance_uuid(source_identity['instance_uuid']),

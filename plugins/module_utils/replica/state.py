@@ -25,6 +25,8 @@ import datetime
 import json
 import re
 
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica.run_owner import iso
+
 PREFIX = 'replicator.'
 FORMAT = '1'
 STATES = ('ready', 'failed_over', 'test_failover', 'committed')
@@ -35,10 +37,12 @@ class LockHeld(Exception):
 
     def __init__(self, lock, now):
         left = int(lock.get('expires', 0) - now)
+        owner = lock.get('owner') or 'an unknown host'
         super(LockHeld, self).__init__(
-            'Replica is locked by run %s of %s since %s (lease expires in %ss). Another replication or failover '
-            'of this VM is running; wait for it, or for the lease to expire if that run crashed.'
-            % (lock.get('run'), lock.get('owner'), lock.get('acquired'), max(left, 0)))
+            'Replica is locked by run %s of %s since %s; its lease runs until %s (%ss from now) and is renewed while '
+            'that run is alive. Another replication or failover of this VM is running: wait for it to end. A run '
+            'that died loses its lock when the lease runs out, or at once when the new run is on the same host.'
+            % (lock.get('run'), owner, iso(lock.get('acquired')), iso(lock.get('expires')), max(left, 0)))
         self.lock = lock
 
 
@@ -102,17 +106,24 @@ def encode(changes):
     return pairs
 
 
-def acquire_lock(current, owner, run, now, ttl):
+def acquire_lock(current, owner, run, now, ttl, process=None, dead=None):
     """The lock to write for `run`, given the current one. Raises LockHeld when another live lease exists.
 
-    A lease of the same run is renewed; an expired lease of any run is taken over.
+    A lease of the same run is renewed; an expired lease of any run is taken over, and so is a lease whose run
+    `dead(lock)` proves ended (its ansible-playbook process is gone). process: the run's process identity
+    (run_owner.identity()), kept in the lock so that other runs can tell whether it is alive.
     """
     if ttl <= 0:
         raise ValueError('lock ttl must be positive, got %r' % ttl)
-    if current and current.get('run') != run and current.get('expires', 0) > now:
+    if current and current.get('run') != run and current.get('expires', 0) > now and not (dead and dead(current)):
         raise LockHeld(current, now)
     acquired = current.get('acquired') if current and current.get('run') == run else now
-    return {'owner': owner, 'run': run, 'acquired': acquired, 'expires': now + ttl}
+    lock = {'owner': owner, 'run': run, 'acquired': acquired, 'expires': now + ttl}
+    if process:
+        lock['process'] = dict((k, process[k]) for k in ('host', 'pid', 'boot_id', 'start') if process.get(k))
+    elif current and current.get('run') == run and current.get('process'):
+        lock['process'] = current['process']
+    return lock
 
 
 def release_allowed(current, run):

@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import contextlib
 import posixpath
+import time
 
 try:
     from pyVmomi import vim, vmodl
@@ -24,6 +25,7 @@ from ansible_collections.replicator.vsphere.plugins.module_utils.replica.spec im
     adopt_mismatches, create_spec, disk_entries, disk_plan, map_networks, nics, planned_disks, reconfig_spec,
     replica_instance_uuid, replica_name, source_networks,
 )
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica import run_owner
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import (
     PREFIX, LockHeld, acquire_lock, changed_pairs, decode, encode, merged, release_allowed, seal_cycle, state_facts,
 )
@@ -90,6 +92,41 @@ def replicates(props, source_uuid):
     return bool(stored) and stored.lower() == str(source_uuid).lower()
 
 
+# A replica younger than this with no restore point, beside an older one of the same source, is the loser of two
+# first cycles started at once: its creator removes it (settle_created), and lookups meanwhile take the older one.
+DUPLICATE_GRACE = 600
+
+
+def _age_order(vm, props):
+    created = props.get('config.createDate')
+    stamp = created.timestamp() if hasattr(created, 'timestamp') else float('inf')
+    digits = ''.join(c for c in vm._moId if c.isdigit())
+    return (stamp, int(digits) if digits else 0, vm._moId)
+
+
+def _fresh(props, now):
+    """A replica just created by a run: no restore point and no committed changeId, created within the grace."""
+    state = decode(props.get('config.extraConfig'))
+    created = props.get('config.createDate')
+    young = not hasattr(created, 'timestamp') or now - created.timestamp() < DUPLICATE_GRACE
+    return young and not state.get('points') and not any(d.get('change_id') for d in state.get('disks', {}).values())
+
+
+def _the_replica(client, found, source_uuid, now=None):
+    """The one replica among `found` [(vm, props)] of `source_uuid`: the oldest when every other is a fresh twin
+    of a first cycle started at the same time; else Ambiguous naming them all."""
+    if len(found) <= 1:
+        return found[0] if found else (None, None)
+    found = sorted(found, key=lambda pair: _age_order(*pair))
+    now = time.time() if now is None else now
+    if all(_fresh(props, now) for _vm, props in found[1:]):
+        return found[0]
+    names = ', '.join("'%s' (%s)" % (props.get('name'), vm._moId) for vm, props in found)
+    raise Ambiguous('%d VMs on %s replicate source %s: %s' % (len(found), client.endpoint, source_uuid, names),
+                    fault='Ambiguous', hint='Only one replica may follow a source VM: remove the others (check which '
+                                            'one holds the restore points with replica_info), then run again.')
+
+
 def find_replica(client, source_uuid, datacenter=None):
     """(vm, props, scanned) for the replica of `source_uuid`, or (None, None, scanned) when there is none.
 
@@ -100,24 +137,35 @@ def find_replica(client, source_uuid, datacenter=None):
                                                            vmSearch=True, instanceUuid=True) or []
     except (vim.fault.VimFault, vmodl.MethodFault) as exc:
         raise from_fault(exc, 'Looking up the replica of %s on %s' % (source_uuid, client.endpoint))
-    for vm in matches:
-        props = fetch(client, vm, REPLICA_PATHS)
-        if replicates(props, source_uuid):
-            return vm, props, []
-        raise NotOurReplica("VM '%s' (%s) on %s has the replica instance UUID of source %s but its replication "
-                            "metadata does not name that source; refusing to adopt it."
-                            % (props['name'], vm._moId, client.endpoint, source_uuid), fault='NotOurReplica',
-                            hint='Inspect the VM: remove it or give it another instance UUID, then run again.')
+    found = [(vm, props) for vm, props in fetch_many(client, matches, REPLICA_PATHS + ['config.createDate'])] \
+        if matches else []
+    for vm, props in found:
+        if not replicates(props, source_uuid):
+            raise NotOurReplica("VM '%s' (%s) on %s has the replica instance UUID of source %s but its replication "
+                                "metadata does not name that source; refusing to adopt it."
+                                % (props['name'], vm._moId, client.endpoint, source_uuid), fault='NotOurReplica',
+                                hint='Inspect the VM: remove it or give it another instance UUID, then run again.')
+    if found:
+        vm, props = _the_replica(client, found, source_uuid)
+        return vm, props, []
     root = fetch(client, datacenter, ['vmFolder'])['vmFolder'] if datacenter is not None else None
-    scanned = find_all(client, vim.VirtualMachine, ['name', 'config.extraConfig'], root=root)
-    ours = [vm for vm, props in scanned if replicates(props, source_uuid)]
-    if len(ours) > 1:
-        moids = ', '.join(sorted(vm._moId for vm in ours))
-        raise Ambiguous('%d VMs on %s replicate source %s (%s)' % (len(ours), client.endpoint, source_uuid, moids),
-                        fault='Ambiguous', hint='Remove the extra replicas; only one may follow a source VM.')
+    scanned = find_all(client, vim.VirtualMachine, ['name', 'config.extraConfig', 'config.createDate'], root=root)
+    ours = [(vm, props) for vm, props in scanned if replicates(props, source_uuid)]
     if ours:
-        return ours[0], fetch(client, ours[0], REPLICA_PATHS), scanned
+        vm, _props = _the_replica(client, ours, source_uuid)
+        return vm, fetch(client, vm, REPLICA_PATHS), scanned
     return None, None, scanned
+
+
+def settle_created(client, created, source_uuid, datacenter, timeout):
+    """After creating a replica: when another run created one for the same source at the same time, the older
+    one stays and ours is destroyed. Returns (vm, props) of the replica that stays."""
+    vm, props, _scanned = find_replica(client, source_uuid, datacenter)
+    if vm is None or vm._moId == created._moId:
+        return created, fetch(client, created, REPLICA_PATHS)
+    run_task(client, created.Destroy_Task, 'Removing the replica VM this run created at the same time as '
+                                           "'%s' (%s)" % (props['name'], vm._moId), timeout)
+    return vm, props
 
 
 def check_name_free(client, scanned, name, source_uuid):
@@ -251,24 +299,29 @@ def _write_options(client, vm, pairs_of, action, timeout, check_mode, tries, pro
     raise VsphereError('%s: the replica kept changing under %d attempts' % (action, tries), fault='ConcurrentAccess')
 
 
-def lock_change(state, mode, owner, run, ttl, now):
+def holder_dead(lock):
+    """Whether the run holding `lock` provably ended (its ansible-playbook process is gone from this host)."""
+    return run_owner.alive((lock or {}).get('process')) is False
+
+
+def lock_change(state, mode, owner, run, ttl, now, process=None):
     """The `lock` part of a state change for lock mode acquire / release / none ({} = no change)."""
     current = state.get('lock')
     if mode == 'acquire':
-        return {'lock': acquire_lock(current, owner, run, now, ttl)}
+        return {'lock': acquire_lock(current, owner, run, now, ttl, process=process, dead=holder_dead)}
     if mode == 'release' and current:
         if not release_allowed(current, run):
-            if current.get('expires', 0) <= now:
-                return {'lock': None}  # an expired lease of a dead run: clearing it harms no one
+            if current.get('expires', 0) <= now or holder_dead(current):
+                return {'lock': None}  # the lease of a dead run: clearing it harms no one
             raise LockHeld(current, now)
         return {'lock': None}
     return {}
 
 
 def refuse_foreign_lock(state, run, now, doing):
-    """Raise ReplicaLocked when another run holds a live lease on the replica."""
+    """Raise ReplicaLocked when another live run holds a lease on the replica."""
     lock = state.get('lock')
-    if lock and lock.get('run') != run and lock.get('expires', 0) > now:
+    if lock and lock.get('run') != run and lock.get('expires', 0) > now and not holder_dead(lock):
         raise ReplicaLocked('LockHeld: %s' % LockHeld(lock, now), fault='LockHeld',
                             hint='%s must wait until the running replication or failover has ended.' % doing)
 
@@ -323,21 +376,35 @@ def ensure_present(source, target, identity_vm, opts, now, check_mode):
         mapping = map_networks(source_networks(props['config.hardware.device'], portgroups), opts.get('network_map'),
                                opts.get('default_network'))
         targets = resolve_networks(target, placement['network_folder'], mapping)
-        spec = create_spec(props, name, placement['datastore'], targets, identity, portgroups)
+        born = lock_change({}, opts['lock'], opts['lock_owner'], opts['lock_run_id'], opts['lock_ttl'], now,
+                           opts.get('lock_process')).get('lock')
+        spec = create_spec(props, name, placement['datastore'], targets, identity, portgroups, lock=born)
         result['actions'].append("create replica '%s' on datastore %s" % (name, placement['datastore']))
         result['changed'] = True
         if check_mode:
-            lock = lock_change({}, opts['lock'], opts['lock_owner'], opts['lock_run_id'], opts['lock_ttl'], now)
-            planned = {'source': identity, 'state': 'ready', 'points': [], 'lock': lock.get('lock')}
+            planned = {'source': identity, 'state': 'ready', 'points': [], 'lock': born}
             facts = replica_facts(None, {'name': name, 'config.instanceUuid': spec.instanceUuid}, planned, now)
             facts.update(datastore=placement['datastore'], disks=planned_disks(props['config.hardware.device']))
             after = {'exists': True, 'disks': _disk_summary(facts['disks'])}
             result.update(replica=facts, diff={'before': before, 'after': after})
             return _with_lock_action(result, opts, None, planned['lock'])
         action = "Creating replica VM '%s' on %s" % (name, target.endpoint)
-        vm, _task = run_task(target, placement['folder'].CreateVM_Task, action, timeout, config=spec,
-                             pool=placement['pool'], host=placement['host'])
-        rprops = fetch(target, vm, REPLICA_PATHS)
+        try:
+            created, _task = run_task(target, placement['folder'].CreateVM_Task, action, timeout, config=spec,
+                                      pool=placement['pool'], host=placement['host'])
+        except VsphereError as exc:
+            if exc.fault != 'DuplicateName':
+                raise
+            created = None    # another run created it under the same name a moment ago: lock that one below
+        vm, rprops = settle_created(target, created, identity['instance_uuid'], datacenter, timeout) if created \
+            else find_replica(target, identity['instance_uuid'], datacenter)[:2]
+        if vm is None:
+            raise VsphereError("Replica '%s' was not created on %s" % (name, target.endpoint), fault='InvalidState')
+        if created is None or vm._moId != created._moId:
+            # a run that started at the same time made the replica first: take the lock as on any existing replica
+            before['exists'] = True
+            result['actions'].append("use replica '%s' (%s) that another run created at the same time"
+                                     % (rprops['name'], vm._moId))
     else:
         before['disks'] = _disk_summary(state_facts(decode(rprops['config.extraConfig']), now)['disks'])
     state = decode(rprops['config.extraConfig'])
@@ -346,7 +413,8 @@ def ensure_present(source, target, identity_vm, opts, now, check_mode):
     if before['exists'] and opts['lock'] == 'acquire':
         # lock first: never touch the disks of a replica another run is writing to
         locked, state = write_state(target, vm, lambda current: lock_change(current, 'acquire', opts['lock_owner'],
-                                                                            opts['lock_run_id'], opts['lock_ttl'], now),
+                                                                            opts['lock_run_id'], opts['lock_ttl'], now,
+                                                                            opts.get('lock_process')),
                                     "Locking replica '%s'" % rprops['name'], timeout, check_mode=check_mode, props=rprops)
         fresh = check_mode or not locked
         result['changed'] = result['changed'] or locked
@@ -374,7 +442,8 @@ def ensure_present(source, target, identity_vm, opts, now, check_mode):
                                      'block digests instead of trusting CBT' % ', '.join(str(k) for k in reset))
 
     def change(current):
-        changes = lock_change(current, opts['lock'], opts['lock_owner'], opts['lock_run_id'], opts['lock_ttl'], now)
+        changes = lock_change(current, opts['lock'], opts['lock_owner'], opts['lock_run_id'], opts['lock_ttl'], now,
+                              opts.get('lock_process'))
         if adopting and current.get('state') != 'ready':
             changes['state'] = 'ready'
         stored = current.get('source') or {}

@@ -30,16 +30,21 @@ def age_seconds(created, now):
     return (now - created).total_seconds()
 
 
-def select_orphans(nodes, prefix, min_age, now):
+def select_orphans(nodes, prefix, min_age, now, holder_run=None):
     """The nodes (objects with name, create_time, depth) to remove, deepest first.
 
     Ours by prefix and at least `min_age` seconds old; `min_age` 0 takes all of ours, an unknown age only then.
+    holder_run: the run that holds the VM's lock. No other run can be alive then, so every snapshot of ours but
+    that run's own cycle snapshot (prefix + holder_run) is an orphan whatever its age.
     """
     selected = []
     for node in nodes:
         if not ours(node.name, prefix):
             continue
-        if min_age > 0:
+        if holder_run:
+            if node.name == prefix + holder_run:
+                continue
+        elif min_age > 0:
             age = age_seconds(node.create_time, now)
             if age is None or age < min_age:
                 continue

@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.replicator.vsphere.plugins.module_utils.replica import run_owner
 
 from ansible_collections.replicator.vsphere.tests.lab.labctl import sha256_file
 
@@ -108,6 +109,10 @@ class Cycle(object):
         self.before_step = before_step or (lambda name, index: None)
         self.steps = 0
         self.disk_index = -1
+        # this process stands for the run's ansible-playbook: a rerun after it was killed takes over at once
+        self.process = run_owner.identity(job['run_id'], pid=os.getpid())
+        if job.get('process_elsewhere'):   # a run on another host (an AWX executor): its end cannot be seen from here
+            self.process.update(host='awx-ee-%s' % job['run_id'], boot_id='0' * 8 + self.process['boot_id'][8:])
 
     def _conn(self):
         return dict(self.job['source'])
@@ -153,10 +158,11 @@ class Cycle(object):
         status, error, replica, rows = 'success', None, None, []
         self.log.add(event='start', run_id=run_id, pid=os.getpid())
         try:
-            replica = self.step('replica_register', self._register(lock='acquire', lock_ttl=job.get('lock_ttl', 3600)),
+            replica = self.step('replica_register', self._register(lock='acquire', lock_ttl=job.get('lock_ttl', 300),
+                                                                   run_process=self.process),
                                 label='replica_register acquire')
             self.step('cbt_enable', {'untrackable': 'skip'})
-            self.step('snapshot_consolidate', {'min_age': 0})
+            self.step('snapshot_consolidate', {'lock_run_id': run_id})     # the role's defaults otherwise
             snap = self.step('vm_snapshot', {'snapshot_name': snapshot_name,
                                              'description': 'replicator.vsphere cycle %s' % run_id})
             self.log.add(event='snapshot', name=snapshot_name, digests=self.snapshot_digests(snapshot_name))
@@ -169,7 +175,8 @@ class Cycle(object):
                     'target_datastore_paths': job['target_datastore_paths'], 'receiver': job.get('receiver') or {},
                     'retention': job.get('retention', 3), 'compression_level': job.get('compression_level', 1),
                     'bandwidth_limit': job.get('bandwidth_limit', 0), 'workers': 2, 'cycle_id': run_id,
-                    'lock_run_id': run_id, 'progress_file': progress}, label='disk_replicate %s' % disk['key'])
+                    'lock_run_id': run_id, 'run_process': self.process, 'progress_file': progress},
+                    label='disk_replicate %s' % disk['key'])
                 rows.append(copy)
             self.disk_index = -1
         except StepFailed as exc:

@@ -149,7 +149,7 @@ class FaultLab(object):
     def new_vm(self, name, disks_mib=(6, 3)):
         return self.lab.new_vm(name, disks_mib=disks_mib, cbt=True, seed=30, power_on=True)
 
-    def job(self, vm, run_id, fault=None, receiver=None, relays=None, lock_ttl=1, retention=3, **extra):
+    def job(self, vm, run_id, fault=None, receiver=None, relays=None, lock_ttl=300, retention=3, **extra):
         self.jobs += 1
         base = os.path.join(self.tmp, 'job%04d' % self.jobs)
         os.makedirs(base)

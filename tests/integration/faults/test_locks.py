@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -61,7 +62,8 @@ def test_concurrent_run_refused_while_the_first_holds_the_lock(faults, reliabili
         assert refused and refused[0]['step'] == 'replica_register acquire', log
         message = refused[0]['result']['msg']
         assert refused[0]['result']['fault'] == 'LockHeld'
-        assert 'locked by run holder-run of ' in message and 'lease expires in' in message, message
+        assert 'locked by run holder-run of ' in message and ' pid %d ' % proc.pid in message, message
+        assert re.search(r'since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ; its lease runs until \d{4}-', message), message
         assert not any(r['step'].startswith('disk_replicate') for r in steps(log))   # it never touched the disks
         assert [s['name'] for s in faults.vm_info(vm)['snapshots'] or []] == ['replicator-holder-run']
     finally:
@@ -83,7 +85,8 @@ def test_crashed_runs_lease_expires(faults, reliability):
     assert rc == 0 and not _failed(log)
     faults.guest_write(vm, __import__('random').Random(5))
     ttl = 6
-    rc, log = faults.run(faults.job(vm, 'crashed-run', lock_ttl=ttl,
+    # a run on another host (an AWX executor that was lost): only its lease can tell that it ended
+    rc, log = faults.run(faults.job(vm, 'crashed-run', lock_ttl=ttl, process_elsewhere=True,
                                     fault={'at': {'disk': 1, 'fraction': 0.5}, 'action': 'self'}))
     assert rc == -9
     lock = faults.replica_state(vm)['lock']
@@ -106,3 +109,52 @@ def test_crashed_runs_lease_expires(faults, reliability):
                     lock_refusals=1 if refused else 0,
                     bytes_verified=sum(c for _k, _p, _d, c in faults.replica_disks(vm)),
                     seconds=round(time.monotonic() - started, 1))
+
+
+def _set_lock(faults, vm, lock):
+    from pyVmomi import vim
+    from ansible_collections.replicator.vsphere.plugins.module_utils.replica.state import encode
+    replica = faults.lab.find_vm(faults.lab.connect('target'), vm + '_replica')
+    spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in encode({'lock': lock})])
+    task = replica.ReconfigVM_Task(spec)
+    for _i in range(300):
+        if task.info.state in ('success', 'error'):
+            break
+        time.sleep(0.1)
+    assert task.info.state == 'success'
+
+
+def test_a_copy_stops_when_its_run_loses_the_lock(faults, reliability):
+    """The copy watches its run's lock (every 30 s): another run took it over -> the copy stops, nothing is
+    committed, and the next run replicates byte-exact from the last restore point."""
+    vm = 'flt-lock3'
+    faults.new_vm(vm)
+    started = time.monotonic()
+    rc, log = faults.run(faults.job(vm, 'watch-base'))
+    assert rc == 0 and not _failed(log)
+    points = faults.replica_state(vm)['points']
+    faults.guest_write(vm, __import__('random').Random(6))
+    first = faults.job(vm, 'loses-lock', fault={'at': {'disk': 0, 'fraction': 0.01}, 'action': 'hold:45'})
+    proc = _start(faults, first)
+    try:
+        _wait_for(first['log'], 'fault')                   # copying, its lock held
+        now = int(time.time())
+        _set_lock(faults, vm, {'owner': 'an operator', 'run': 'other-run', 'acquired': now, 'expires': now + 600})
+        assert proc.wait(120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stopped = time.monotonic()
+    failed = _failed(read_log(first['log']))
+    assert failed and failed[0]['step'].startswith('disk_replicate'), failed
+    assert 'run other-run of an operator took over the replica lock of run loses-lock' in failed[0]['result']['msg']
+    assert 'nothing of this cycle is committed' in failed[0]['result']['msg']
+    assert faults.replica_state(vm)['points'] == points          # no restore point of the run that lost its lock
+    _set_lock(faults, vm, None)
+    rc, log = faults.run(faults.job(vm, 'after-loss'))
+    assert rc == 0 and not _failed(log), _failed(log)
+    _exact(faults, vm, log)
+    reliability.add(scenario='lock: taken over mid-copy, copy stops', points=1, fired=1, reruns_ok=1,
+                    orphans_removed=0, lock_refusals=0,
+                    bytes_verified=sum(c for _k, _p, _d, c in faults.replica_disks(vm)),
+                    seconds=round(stopped - started, 1))
