@@ -7,7 +7,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 name: run_identity
-author: replicator.vsphere contributors
+author: replicator.vsphere contributors (@replicator-vsphere)
 version_added: 0.2.0
 short_description: A unique id for this replication run and the controller process that runs it
 description:

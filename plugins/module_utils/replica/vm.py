@@ -137,8 +137,7 @@ def find_replica(client, source_uuid, datacenter=None):
                                                            vmSearch=True, instanceUuid=True) or []
     except (vim.fault.VimFault, vmodl.MethodFault) as exc:
         raise from_fault(exc, 'Looking up the replica of %s on %s' % (source_uuid, client.endpoint))
-    found = [(vm, props) for vm, props in fetch_many(client, matches, REPLICA_PATHS + ['config.createDate'])] \
-        if matches else []
+    found = list(fetch_many(client, matches, REPLICA_PATHS + ['config.createDate'])) if matches else []
     for vm, props in found:
         if not replicates(props, source_uuid):
             raise NotOurReplica("VM '%s' (%s) on %s has the replica instance UUID of source %s but its replication "

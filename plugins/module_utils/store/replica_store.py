@@ -30,13 +30,18 @@ MANIFEST = 'manifest.json'
 MANIFEST_PREV = 'manifest.json.prev'
 LOCK_FILE = 'lock'
 LOCK_WAIT = 20.0            # seconds a store operation waits for another process's lock on the same store
+FORMAT = 1
+MIN_BLOCK = 64 * 1024
+MAX_BLOCK = 16 * 1024 * 1024
+_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$')
+_OWNED_RE = re.compile(r'^(journal-.+\.rvj|redo-\d+\.rvj|digests-\d+\.bin|.+\.tmp)$')
 
 
 def _write_holder(fd):
     """Say in the lock file who holds it (what a refused process shows); the flock is what locks."""
     try:
-        text = ('pid %d on %s since %s\n' % (os.getpid(), os.uname()[1],
-                                              time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))).encode()
+        since = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+        text = ('pid %d on %s since %s\n' % (os.getpid(), os.uname()[1], since)).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, text, 0)
     except OSError:
@@ -48,11 +53,8 @@ def _read_holder(fd):
         return os.pread(fd, 256, 0).decode('utf-8', 'replace').strip() or 'another process'
     except OSError:
         return 'another process'
-FORMAT = 1
-MIN_BLOCK = 64 * 1024
-MAX_BLOCK = 16 * 1024 * 1024
-_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$')
-_OWNED_RE = re.compile(r'^(journal-.+\.rvj|redo-\d+\.rvj|digests-\d+\.bin|.+\.tmp)$')
+
+
 _REQUIRED = ('format', 'generation', 'change_id', 'capacity', 'block_size', 'restore_points', 'meta')
 
 

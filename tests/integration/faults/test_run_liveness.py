@@ -188,7 +188,7 @@ def test_killed_or_cancelled_mid_copy_copies_stop_and_rerun_succeeds(lab, play, 
 
 def _keepers(base):
     """PIDs of run_keeper module processes of runs of this test's inventory."""
-    return [pid for pid in _processes(base, b'AnsiballZ_run_keeper')]
+    return _processes(base, b'AnsiballZ_run_keeper')
 
 
 def test_a_copy_longer_than_the_lease_keeps_its_lock_and_the_keeper_ends_with_the_run(lab, play):
