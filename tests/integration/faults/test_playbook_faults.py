@@ -13,64 +13,38 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from faults_lab import REPO_ROOT
+import faults_playbook as playbook
 
 pytestmark = pytest.mark.timeout(900)
 
 VM = 'flt-play'
 
 
-def _env(base):
-    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_HOME=os.path.join(base, 'home'),
-               ANSIBLE_LOCAL_TEMP=os.path.join(base, 'tmp'), ANSIBLE_LOG_PATH=os.path.join(base, 'ansible.log'))
-    from ansible_collections.replicator.vsphere.plugins.module_utils.store import replica_store
-    env['ANSIBLE_COLLECTIONS_PATH'] = replica_store.__file__.split(os.sep + 'ansible_collections' + os.sep, 1)[0]
-    return env
-
-
 def _argv(base, *extra):
-    return [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-vvv', '-i',
-            os.path.join(base, 'inventory'), os.path.join(REPO_ROOT, 'playbooks', 'replicate.yml')] + list(extra)
+    return playbook.argv(base, '-vvv', *extra)
 
 
 def _play(base, name, *extra):
-    proc = subprocess.run(_argv(base, *extra), env=_env(base), capture_output=True, text=True, timeout=600,
-                          check=False)
-    with open(os.path.join(base, name + '.out'), 'w') as f:
-        f.write(proc.stdout + proc.stderr)
-    return proc
+    return playbook.play(base, name, '-vvv', *extra)
 
 
 def _report(base):
-    with open(os.path.join(base, 'reports', 'report.json')) as f:
-        return dict((vm['vm'], vm) for vm in json.load(f)['vms'])
+    return playbook.report(os.path.join(base, 'reports'))
 
 
 @pytest.fixture(scope='module')
 def play(lab, tmp_path_factory):
-    """The lab inventory narrowed to this test's VM, short lock lease and a progress file per disk."""
+    """The lab inventory narrowed to this test's VM; the role's defaults."""
     lab.new_vm(VM, disks_mib=(8, 4), cbt=False, seed=40, power_on=True)
-    base = str(tmp_path_factory.mktemp('faults-play'))
-    lab.labctl('inventory', '--output', os.path.join(base, 'inventory'))
-    hosts_file = os.path.join(base, 'inventory', 'hosts.yml')
-    with open(hosts_file) as f:
-        hosts = json.loads(f.read().split('\n', 1)[1])
-    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
-    hosts['all']['children']['replicated_vms']['hosts'] = {VM: local}
-    with open(hosts_file, 'w') as f:
-        f.write('---\n' + json.dumps(hosts))
-    return base
+    return playbook.inventory(lab, str(tmp_path_factory.mktemp('faults-play')), [VM])
 
 
 def _compare(lab):
-    out = subprocess.run([sys.executable, lab.labctl_path, '--workdir', lab.workdir, 'compare', VM],
-                         capture_output=True, text=True, check=False)
-    return json.loads(out.stdout)['equal']
+    return playbook.compare(lab, VM)
 
 
 def test_playbook_killed_mid_copy_then_rerun(lab, play):
@@ -81,7 +55,7 @@ def test_playbook_killed_mid_copy_then_rerun(lab, play):
     lab.labctl('write', VM, '--disk', 0, '--percent', 60, '--seed', 4)
     # throttled so the copy runs for a few seconds; killed (the whole process group) once disk_replicate runs
     child = subprocess.Popen(_argv(play, '-e', 'replicate_bandwidth_limit=1'),
-                             env=_env(play), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=playbook.env(play), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
         deadline = time.monotonic() + 300

@@ -14,12 +14,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from faults_lab import REPO_ROOT
+import faults_playbook as playbook
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -28,39 +27,13 @@ VM = 'flt-live'
 COPY_STOP_BOUND = 15
 
 
-def _env(base):
-    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_HOME=os.path.join(base, 'home'),
-               ANSIBLE_LOCAL_TEMP=os.path.join(base, 'tmp'))
-    from ansible_collections.replicator.vsphere.plugins.module_utils.store import replica_store
-    env['ANSIBLE_COLLECTIONS_PATH'] = replica_store.__file__.split(os.sep + 'ansible_collections' + os.sep, 1)[0]
-    return env
 
-
-def _argv(base, *extra):
-    return [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', os.path.join(base, 'inventory'),
-            os.path.join(REPO_ROOT, 'playbooks', 'replicate.yml')] + list(extra)
-
-
-def _play(base, name, *extra):
-    proc = subprocess.run(_argv(base, *extra), env=_env(base), capture_output=True, text=True, timeout=600,
-                          check=False)
-    with open(os.path.join(base, name + '.out'), 'w') as f:
-        f.write(proc.stdout + proc.stderr)
-    return proc
 
 
 def _inventory(lab, base, vms):
     """The lab inventory narrowed to `vms`, with nothing shortened: the role's defaults apply."""
-    lab.labctl('inventory', '--output', os.path.join(base, 'inventory'))
-    hosts_file = os.path.join(base, 'inventory', 'hosts.yml')
-    with open(hosts_file) as f:
-        hosts = json.loads(f.read().split('\n', 1)[1])
-    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
-    hosts['all']['children']['replicated_vms']['hosts'] = dict((vm, local) for vm in vms)
-    with open(hosts_file, 'w') as f:
-        f.write('---\n' + json.dumps(hosts))
-    group_file = os.path.join(base, 'inventory', 'group_vars', 'all.yml')
-    with open(group_file) as f:
+    playbook.inventory(lab, base, vms)
+    with open(os.path.join(base, 'inventory', 'group_vars', 'all.yml')) as f:
         group = json.loads(f.read().split('\n', 1)[1])
     assert not [k for k in group if k in ('replicate_lock_ttl', 'replicate_orphan_min_age')], group
     return base
@@ -95,15 +68,6 @@ def _processes(base, module):
     return pids
 
 
-def _compare(lab, vm):
-    out = subprocess.run([sys.executable, lab.labctl_path, '--workdir', lab.workdir, 'compare', vm],
-                         capture_output=True, text=True, check=False)
-    return json.loads(out.stdout)['equal']
-
-
-def _report(path):
-    with open(os.path.join(path, 'report.json')) as f:
-        return dict((vm['vm'], vm) for vm in json.load(f)['vms'])
 
 
 def _replica_lock(lab, source_vm):
@@ -140,9 +104,9 @@ def _replicas(lab, source_vm):
 def play(lab, tmp_path_factory):
     lab.new_vm(VM, disks_mib=(12, 6), cbt=False, seed=40, power_on=True)
     base = _inventory(lab, str(tmp_path_factory.mktemp('live')), [VM])
-    proc = _play(base, 'full')
+    proc = playbook.play(base, 'full')
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert _compare(lab, VM)
+    assert playbook.compare(lab, VM)
     return base
 
 
@@ -151,7 +115,7 @@ def test_killed_or_cancelled_mid_copy_copies_stop_and_rerun_succeeds(lab, play, 
     lab.labctl('write', VM, '--disk', 0, '--percent', 70, '--seed', {'SIGKILL': 5, 'SIGTERM': 6, 'SIGINT': 7}[how])
     # throttled so that the copy is still running when the signal comes
     out = open(os.path.join(play, 'killed-%s.out' % how), 'w')
-    child = subprocess.Popen(_argv(play, '-e', 'replicate_bandwidth_limit=1'), env=_env(play),
+    child = subprocess.Popen(playbook.argv(play, '-e', 'replicate_bandwidth_limit=1'), env=playbook.env(play),
                              stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
@@ -177,11 +141,11 @@ def test_killed_or_cancelled_mid_copy_copies_stop_and_rerun_succeeds(lab, play, 
     assert stopped <= COPY_STOP_BOUND, 'the copies outlived their run by %.1f s' % stopped
     left = [s['name'] for s in lab.control('source', 'vm', name=VM).get('snapshots') or []]
     started = time.monotonic()
-    proc = _play(play, 'rerun-%s' % how)       # at once, with the role's defaults
+    proc = playbook.play(play, 'rerun-%s' % how)       # at once, with the role's defaults
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert _report(os.path.join(play, 'reports'))[VM]['status'] == 'success'
+    assert playbook.report(os.path.join(play, 'reports'))[VM]['status'] == 'success'
     assert lab.control('source', 'vm', name=VM).get('snapshots') in (None, [])
-    assert _compare(lab, VM)
+    assert playbook.compare(lab, VM)
     print('\n%s: copies stopped %.1f s after the run ended; snapshots left %s removed by the rerun (%.1f s)'
           % (how, stopped, left, time.monotonic() - started))
 
@@ -197,8 +161,8 @@ def test_a_copy_longer_than_the_lease_keeps_its_lock_and_the_keeper_ends_with_th
     lab.labctl('write', VM, '--disk', 0, '--percent', 90, '--seed', 8)
     started = time.monotonic()
     with open(os.path.join(play, 'long-copy.out'), 'w') as out:
-        child = subprocess.Popen(_argv(play, '-e', 'replicate_lock_ttl=9', '-e', 'replicate_bandwidth_limit=0.5'),
-                                 env=_env(play), stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(playbook.argv(play, '-e', 'replicate_lock_ttl=9', '-e', 'replicate_bandwidth_limit=0.5'),
+                                 env=playbook.env(play), stdout=out, stderr=subprocess.STDOUT)
         leases = set()
         try:
             while child.poll() is None and time.monotonic() - started < 300:
@@ -215,8 +179,8 @@ def test_a_copy_longer_than_the_lease_keeps_its_lock_and_the_keeper_ends_with_th
     assert took > 18, 'the run took %.1f s, not longer than twice the lease' % took
     acquired = min(a for a, _e in leases)
     assert max(e for _a, e in leases) - acquired > 2 * 9, 'the lease was not renewed: %s' % sorted(leases)
-    assert _report(os.path.join(play, 'reports'))[VM]['status'] == 'success'
-    assert _compare(lab, VM)
+    assert playbook.report(os.path.join(play, 'reports'))[VM]['status'] == 'success'
+    assert playbook.compare(lab, VM)
     deadline = time.monotonic() + 10
     while _keepers(play) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -234,8 +198,8 @@ def test_runs_started_together_make_one_replica_and_one_run_replicates(lab, tmp_
     for index in range(runs):
         report = os.path.join(base, 'reports-%d' % index)
         out = open(os.path.join(base, 'run-%d.out' % index), 'w')
-        children.append((report, out, subprocess.Popen(_argv(base, '-e', 'replicate_report_dir=%s' % report),
-                                                       env=_env(base), stdout=out, stderr=subprocess.STDOUT)))
+        children.append((report, out, subprocess.Popen(playbook.argv(base, '-e', 'replicate_report_dir=%s' % report),
+                                                       env=playbook.env(base), stdout=out, stderr=subprocess.STDOUT)))
     try:
         for _report_dir, _out, child in children:
             child.wait(600)
@@ -245,7 +209,7 @@ def test_runs_started_together_make_one_replica_and_one_run_replicates(lab, tmp_
                 child.kill()
                 child.wait(30)
             out.close()
-    reports = [_report(report_dir) for report_dir, _out, _child in children]
+    reports = [playbook.report(report_dir) for report_dir, _out, _child in children]
     for vm in vms:
         rows = [r[vm] for r in reports]
         won = [row for row in rows if row['status'] == 'success']
@@ -255,7 +219,7 @@ def test_runs_started_together_make_one_replica_and_one_run_replicates(lab, tmp_
                 assert 'LockHeld' in row['error'] and 'locked by run %s of ' % won[0]['restore_point'] in row['error'], row
         assert len(_replicas(lab, vm)) == 1, _replicas(lab, vm)
         assert lab.control('source', 'vm', name=vm).get('snapshots') in (None, [])
-        assert _compare(lab, vm)
+        assert playbook.compare(lab, vm)
     print('\n%d runs at once: one replica and one replicating run per VM, %d refusals'
           % (runs, sum(1 for r in reports for vm in vms if r[vm]['status'] != 'success')))
 
@@ -263,7 +227,7 @@ def test_runs_started_together_make_one_replica_and_one_run_replicates(lab, tmp_
 def test_a_report_that_cannot_be_written_names_the_setting_and_hides_no_result(lab, play, tmp_path):
     blocker = tmp_path / 'a-file'
     blocker.write_text('not a directory')
-    proc = _play(play, 'bad-report', '-e', 'replicate_report_dir=%s/reports' % blocker)
+    proc = playbook.play(play, 'bad-report', '-e', 'replicate_report_dir=%s/reports' % blocker)
     assert proc.returncode == 0, proc.stdout[-3000:]          # the VM replicated: the run did not fail
     assert 'The run report could not be written to replicate_report_dir=%s/reports' % blocker in proc.stdout
     assert '1 of 1 VMs replicated' in proc.stdout
