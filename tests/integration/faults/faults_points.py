@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import time
 
+from faults_cycle import run_module
 from faults_lab import sha256_file, snapshot_digests, steps
 
 LOCK_RETRIES = 8
@@ -128,3 +129,33 @@ def run_points(faults, reliability, scenario, vm, points, rng, relays=None, sshd
            'seconds': round(time.monotonic() - started, 1)}
     reliability.add(**row)
     return row
+
+
+def replica_info(faults, name):
+    """The replica of source VM `name` as replicator.vsphere.replica_info reports it."""
+    result = run_module('replica_info', dict(faults.connection('target'), replica_name=name + '_replica'))
+    assert not result.get('failed') and len(result['replicas']) == 1, result
+    return result['replicas'][0]
+
+
+def failover(faults, name, state, **extra):
+    """replicator.vsphere.replica_failover of the replica of `name` (a test failover on the DR network)."""
+    args = dict(faults.connection('target'), replica_name=name + '_replica', state=state,
+                target_datastore_paths=faults.site('target')['datastores'])
+    if state == 'test':
+        args['test_network'] = 'DR Network'
+    args.update(extra)
+    return run_module('replica_failover', args)
+
+
+def accepted_points(faults, name, candidates):
+    """The candidates a test failover accepts, probed in check mode; {refused id: message} beside."""
+    accepted, refused = [], {}
+    for point in candidates:
+        result = failover(faults, name, 'test', restore_point=point, _ansible_check_mode=True)
+        if result.get('failed'):
+            refused[point] = result['msg']
+        else:
+            assert result['restore_point']['id'] == point, result
+            accepted.append(point)
+    return accepted, refused

@@ -16,9 +16,8 @@ import time
 
 import pytest
 
-from faults_cycle import run_module
 from faults_lab import seeded, snapshot_digests, steps
-from faults_points import rerun
+from faults_points import accepted_points, failover, replica_info, rerun
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -37,34 +36,6 @@ def _by_replica_key(faults, name, digests):
     source = [str(d['key']) for d in faults.vm_info(name)['disks']]
     replica = [str(d['key']) for d in faults.vm_info(name + '_replica', 'target')['disks']]
     return dict((r, digests[s]) for s, r in zip(source, replica))
-
-
-def _info(faults, name):
-    result = run_module('replica_info', dict(faults.connection('target'), replica_name=name + '_replica'))
-    assert not result.get('failed') and len(result['replicas']) == 1, result
-    return result['replicas'][0]
-
-
-def _failover(faults, name, state, **extra):
-    args = dict(faults.connection('target'), replica_name=name + '_replica', state=state,
-                target_datastore_paths=faults.site('target')['datastores'])
-    if state == 'test':
-        args['test_network'] = 'DR Network'
-    args.update(extra)
-    return run_module('replica_failover', args)
-
-
-def _accepted(faults, name, candidates):
-    """The candidates a test failover accepts, probed in check mode; {refused id: message} beside."""
-    accepted, refused = [], {}
-    for point in candidates:
-        result = _failover(faults, name, 'test', restore_point=point, _ansible_check_mode=True)
-        if result.get('failed'):
-            refused[point] = result['msg']
-        else:
-            assert result['restore_point']['id'] == point, result
-            accepted.append(point)
-    return accepted, refused
 
 
 @pytest.mark.parametrize('retention', [3, 2])
@@ -100,7 +71,7 @@ def test_killed_between_disks_then_rerun_points_stay_one_list(faults, retention)
         faults.guest_write(name, rng)
         cycle('%s-r%d' % (name, index + 3))
 
-    listed = [p['id'] for p in _info(faults, name)['points']]
+    listed = [p['id'] for p in replica_info(faults, name)['points']]
     sealed = [p['id'] for p in faults.replica_state(name)['points']]
     assert listed == sealed and good in listed and killed not in listed, listed
     assert len(listed) == retention
@@ -108,7 +79,7 @@ def test_killed_between_disks_then_rerun_points_stay_one_list(faults, retention)
     assert all(set(listed) <= set(ids) for ids in on_disk), on_disk
     assert killed in on_disk[0]         # kept as a step of the first disk's undo chain to the good point
     candidates = sorted(set(listed) | set(i for ids in on_disk for i in ids))
-    accepted, refused = _accepted(faults, name, candidates)
+    accepted, refused = accepted_points(faults, name, candidates)
     assert sorted(accepted) == sorted(listed), (accepted, refused)
     assert 'is partial' in refused[killed] and ', '.join(listed) in refused[killed], refused[killed]
 
@@ -124,19 +95,19 @@ def test_killed_between_disks_then_rerun_points_stay_one_list(faults, retention)
     assert rc == -9 and len([r for r in steps(log) if r['ok'] and r['step'].startswith('disk_replicate')]) == 2
     digests[unsealed] = snapshot_digests(log)[1]
     _wait_for_the_lease(faults, name)        # the killed run's lock (1 s lease) would refuse the failover
-    assert [p['id'] for p in _info(faults, name)['points']] == listed
+    assert [p['id'] for p in replica_info(faults, name)['points']] == listed
     on_disk = [[p['id'] for p in faults.store(path).load()['restore_points']] for _k, path, _d, _c in disks]
     assert all(set(listed) | {unsealed} <= set(ids) for ids in on_disk), on_disk
-    accepted, refused = _accepted(faults, name, [unsealed] + listed)
+    accepted, refused = accepted_points(faults, name, [unsealed] + listed)
     assert accepted == listed and 'never sealed' in refused[unsealed], refused
     # the disks hold the unsealed point as their newest: a failover to an older point rolls back from it
     _test_every_point(faults, name, listed, digests, unsealed)
     # the next run supersedes it: the listed points move on by one
     faults.guest_write(name, rng)
     last = cycle('%s-r%d' % (name, retention + 3))
-    now = [p['id'] for p in _info(faults, name)['points']]
+    now = [p['id'] for p in replica_info(faults, name)['points']]
     assert now == (listed + [last])[-retention:] and unsealed not in now, now
-    accepted, refused = _accepted(faults, name, sorted(set(now) | set(listed) | {unsealed}))
+    accepted, refused = accepted_points(faults, name, sorted(set(now) | set(listed) | {unsealed}))
     assert sorted(accepted) == sorted(now), (accepted, refused)
     _test_every_point(faults, name, now, digests, last)
     # and the stores themselves: every kept point of every disk (partial ones included) rolls back exactly
@@ -153,11 +124,11 @@ def _test_every_point(faults, name, listed, digests, newest):
     newest point of the disks."""
     newest = _by_replica_key(faults, name, digests[newest])
     for point in listed:
-        tested = _failover(faults, name, 'test', restore_point=point)
+        tested = failover(faults, name, 'test', restore_point=point)
         assert not tested.get('failed') and tested['restore_point']['id'] == point, tested.get('msg')
         assert [p['id'] for p in tested['replica']['points']] == listed
         assert _replica_sums(faults, name) == _by_replica_key(faults, name, digests[point]), point
-        undone = _failover(faults, name, 'undone')
+        undone = failover(faults, name, 'undone')
         assert not undone.get('failed'), undone.get('msg')
         assert faults.replica_state(name)['state'] == 'ready'
         assert _replica_sums(faults, name) == newest, 'after the undo of %s' % point
