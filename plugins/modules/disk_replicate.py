@@ -170,7 +170,9 @@ options:
     type: int
     default: 3600
   progress_file:
-    description: A JSON file this host rewrites with bytes done / total, rate and ETA while copying.
+    description:
+      - A JSON file this host rewrites with stage, bytes done / total, percent, rate and ETA while copying (at most
+        once a second); M(replicator.vsphere.copy_wait) shows it. Its directory is created when missing.
     type: path
   cycle_id:
     description: The restore point id of this cycle (give all disks of a VM the same one); generated when unset.
@@ -311,6 +313,7 @@ stats:
   type: dict
 '''
 
+import os
 import time
 
 from ansible_collections.replicator.vsphere.plugins.module_utils.replica.disk_replication import replicate
@@ -380,6 +383,12 @@ def main():
     if params['proxy_slots'] < 0 or params['slot_timeout'] < 0:
         module.fail_json(msg='proxy_slots and slot_timeout must be 0 or more')
     owner = '%s disk %s' % (params.get('name') or params.get('uuid') or params.get('moid'), params['disk_key'])
+    if params['progress_file'] and not module.check_mode:
+        folder = os.path.dirname(params['progress_file'])
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            module.fail_json(msg='progress_file: cannot create its directory %s: %s' % (folder, exc.strerror))
 
     def body(source):
         try:

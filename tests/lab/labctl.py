@@ -448,7 +448,6 @@ def cmd_inventory(args):
         'replicate_source_datastore_paths': state['sites']['source']['datastores'],
         'replicate_target_datastore_paths': state['sites']['target']['datastores'],
         'replicate_report_dir': os.path.join(os.path.dirname(os.path.abspath(args.output)), 'reports'),
-        'replicate_poll_interval': 1,
     }
     # JSON is valid YAML: no YAML library needed
     for rel, data in (('hosts.yml', hosts), (os.path.join('group_vars', 'all.yml'), group)):
