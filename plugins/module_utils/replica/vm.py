@@ -135,6 +135,8 @@ def find_replica(client, source_uuid, datacenter=None):
     try:
         matches = client.content.searchIndex.FindAllByUuid(datacenter=datacenter, uuid=replica_instance_uuid(source_uuid),
                                                            vmSearch=True, instanceUuid=True) or []
+    except (vmodl.fault.MethodNotFound, vmodl.fault.NotImplemented, vmodl.fault.NotSupported):
+        matches = []        # a server without FindAllByUuid: the property scan below finds the replica
     except (vim.fault.VimFault, vmodl.MethodFault) as exc:
         raise from_fault(exc, 'Looking up the replica of %s on %s' % (source_uuid, client.endpoint))
     found = list(fetch_many(client, matches, REPLICA_PATHS + ['config.createDate'])) if matches else []

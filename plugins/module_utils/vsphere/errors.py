@@ -90,11 +90,41 @@ def fault_message(exc):
     texts = [t for t in texts if t]
     if texts:
         return '; '.join(texts)
-    return str(exc) or fault_name(exc)
+    text = str(exc)
+    if text.startswith('(') and '{' in text:      # pyVmomi prints a fault without a message as an object dump
+        return _fault_fields(exc) or fault_name(exc)
+    return text or fault_name(exc)
+
+
+_BASE_FIELDS = ('dynamicType', 'dynamicProperty', 'msg', 'faultCause', 'faultMessage')
+
+
+def _fault_fields(exc):
+    """'method FindAllByUuid, receiver vim.SearchIndex:SearchIndex': the fields a fault type adds, on one line."""
+    try:
+        names = [p.name for p in exc._GetPropertyList()]  # pylint: disable=protected-access
+    except (AttributeError, TypeError):
+        return ''
+    parts = []
+    for name in names:
+        value = getattr(exc, name, None)
+        if name in _BASE_FIELDS or value is None:
+            continue
+        moid = getattr(value, '_moId', None)
+        if moid:
+            shown = '%s:%s' % (type(value).__name__, moid)
+        elif isinstance(value, (list, tuple, str)) and not value:
+            continue
+        else:
+            shown = value
+        parts.append('%s %s' % (name, shown))
+    return ', '.join(sorted(parts))
 
 
 def from_fault(exc, action, error_class=VsphereError, task=None):
     """Wrap a vim/vmodl fault raised while doing `action` into a typed error with a hint."""
     name = fault_name(exc)
-    return error_class('%s failed: %s (%s)' % (action, fault_message(exc), name),
+    message = fault_message(exc)
+    return error_class('%s failed: %s' % (action, message) if message == name else
+                       '%s failed: %s (%s)' % (action, message, name),
                        fault=name, hint=FAULT_HINTS.get(name), task=task)

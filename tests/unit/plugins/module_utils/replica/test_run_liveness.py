@@ -158,3 +158,23 @@ def test_twins_of_a_first_cycle_resolve_to_the_oldest_and_real_duplicates_are_na
         replica_vm._the_replica(FakeClient(), [old, grown], 'u', now.timestamp() + 5)
     with pytest.raises(Ambiguous):                # an old twin is no first-cycle race any more
         replica_vm._the_replica(FakeClient(), [old, twin], 'u', now.timestamp() + 7200)
+
+
+def test_a_server_without_find_all_by_uuid_finds_the_replica_by_a_property_scan(monkeypatch):
+    """The lab answers FindAllByUuid, so a stand-in client raises MethodNotFound as servers without it do."""
+    from pyVmomi import vim, vmodl
+
+    class Index(object):
+        def FindAllByUuid(self, **_kwargs):
+            raise vmodl.fault.MethodNotFound(receiver=vim.SearchIndex('SearchIndex'), method='FindAllByUuid')
+
+    class Client(FakeClient):
+        content = type('Content', (), {'searchIndex': Index()})()
+
+    replica = FakeVm('vm-12')
+    scanned = [(FakeVm('vm-9'), {'name': 'other', 'config.extraConfig': []}),
+               (replica, _props('web01_replica', None))]
+    monkeypatch.setattr(replica_vm, 'find_all', lambda client, kind, paths, root=None: scanned)
+    monkeypatch.setattr(replica_vm, 'fetch', lambda client, vm, paths: dict(scanned[1][1], found=vm._moId))
+    vm, props, seen = replica_vm.find_replica(Client(), 'u')
+    assert vm is replica and props['found'] == 'vm-12' and seen == scanned

@@ -39,3 +39,12 @@ def test_from_fault_unknown_fault_has_no_hint():
     assert isinstance(err, NotFound)
     assert err.hint is None
     assert 'hint' not in err.to_result()
+
+
+def test_a_fault_without_a_message_is_one_line_never_an_object_dump():
+    fault = vmodl.fault.MethodNotFound(receiver=vim.SearchIndex('SearchIndex'), method='FindAllByUuid')
+    assert '{' in str(fault)                     # what pyVmomi itself prints: an 8-line dump
+    err = from_fault(fault, 'Looking up the replica')
+    assert err.msg == ('Looking up the replica failed: method FindAllByUuid, receiver vim.SearchIndex:SearchIndex '
+                       '(MethodNotFound)'), err.msg
+    assert from_fault(vim.fault.InvalidLogin(), 'Login').msg == 'Login failed: InvalidLogin'
