@@ -185,7 +185,8 @@ def test_every_name_on_the_architecture_page_exists():
         assert _resolve(name) is not None, name
     for name in modules:
         if name != 'replicator.vsphere.replicate':    # the playbook
-            assert os.path.exists(os.path.join(REPO, 'plugins', 'modules', name.split('.')[-1] + '.py')), name
+            assert any(os.path.exists(os.path.join(REPO, 'plugins', kind, name.split('.')[-1] + '.py'))
+                       for kind in ('modules', 'lookup')), name
     assert os.path.exists(os.path.join(REPO, 'playbooks', 'replicate.yml'))
     for path in paths:
         assert os.path.exists(os.path.join(REPO, path)), path
