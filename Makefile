@@ -97,10 +97,9 @@ demo: deps venv acroot
 	PY=$(PY) LAB_DIR=$(LAB_DIR) tests/lab/demo.sh
 
 # Build context of an execution environment for AWX / Automation Controller (podman or docker builds it).
+# The context holds the collection's files (execution-environment.yml); `ansible-builder build` does both steps.
 ee-context: venv
 	rm -rf $(BUILD)/ee && mkdir -p $(BUILD)/ee
-	$(VENV)/bin/ansible-galaxy collection build --force --output-path $(BUILD)/ee .
-	mv $(BUILD)/ee/replicator-vsphere-*.tar.gz $(BUILD)/ee/replicator-vsphere.tar.gz
 	$(VENV)/bin/ansible-builder create -f execution-environment.yml --context $(BUILD)/ee/context
 
 bench: deps venv acroot

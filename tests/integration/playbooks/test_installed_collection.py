@@ -91,25 +91,5 @@ def test_installed_playbooks_run_by_name_against_the_lab(lab, installed):
         lab.destroy_vm(vm)
 
 
-def test_execution_environment_definition_builds_a_context_with_the_collection_and_its_libraries(installed, tmp_path):
-    """ansible-builder (no container runtime needed for these two steps): the collection declares its Python and
-    system requirements, and execution-environment.yml yields a build context that installs the tarball."""
-    base, tarball = installed
-    builder = os.path.join(BIN, 'ansible-builder')
-    env = _clean_env(base, base / 'collections')
-    found = subprocess.run([builder, 'introspect', str(base / 'collections')], env=env, capture_output=True,
-                           text=True, timeout=120, check=True).stdout
-    for requirement in ('pyvmomi', 'zstandard', 'xxhash', 'openssh-client [platform:dpkg]', 'nbdkit [nbd]'):
-        assert requirement in found, found
-    (tmp_path / '.build' / 'ee').mkdir(parents=True)
-    os.link(tarball, str(tmp_path / '.build' / 'ee' / 'replicator-vsphere.tar.gz'))
-    with open(os.path.join(REPO, 'execution-environment.yml')) as src:
-        (tmp_path / 'execution-environment.yml').write_text(src.read())
-    subprocess.run([builder, 'create', '-f', str(tmp_path / 'execution-environment.yml'), '--context',
-                    str(tmp_path / 'context')], env=env, capture_output=True, text=True, timeout=120, check=True)
-    context = tmp_path / 'context'
-    assert (context / '_build' / 'local-collections' / 'replicator-vsphere.tar.gz').stat().st_size == os.path.getsize(tarball)
-    assert '/build/local-collections/replicator-vsphere.tar.gz' in (context / '_build' / 'requirements.yml').read_text()
-    containerfile = [p for p in ('Containerfile', 'Dockerfile') if (context / p).exists()][0]
-    text = (context / containerfile).read_text()
-    assert 'ansible-galaxy collection install' in text and 'introspect' in text
+
+# The execution environment, from a checkout and from this installed collection: test_package.py.
