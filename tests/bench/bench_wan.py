@@ -114,6 +114,43 @@ def remove(*paths):
             os.unlink(path)
 
 
+class BenchError(Exception):
+    """A case did not do what it stands for in the tables: the run fails instead of printing it."""
+
+
+def rsync_argv(ssh_argv, src, dst):
+    """The rsync peer. -I (--ignore-times): the base copy keeps the original's mtime (cp -a) and the guest writes land
+    within the same second, so without it rsync's quick check (size + mtime) skips the file and the "incremental"
+    moves nothing (0.63 s, 0.0 MB on the wire in one run). bench_mover.py does the same."""
+    return ['rsync', '-z', '-I', '--inplace'] + (['-e', ' '.join(ssh_argv)] if ssh_argv else []) + [src, dst]
+
+
+# a case that stands for a change must put at least this share of the changed bytes on the wire (a->b): zstd-1 and
+# rsync -z send 51-58% of them for these images (the random half does not compress); a peer that skipped the file
+# moves only its handshake (a few KB)
+MIN_WIRE_SHARE = 0.1
+
+
+def check_moved(rows, changed):
+    """Fail the run when a case moved (almost) no bytes for a change that has bytes. rows: (cycle, tool,
+    (secs, stats, wire)); changed: {cycle: bytes the change holds}; cycles not in `changed` are not checked.
+    Raises BenchError naming every such case; returns the number of rows checked."""
+    bad = []
+    checked = 0
+    for cycle, tool, (_secs, _st, wire) in rows:
+        need = changed.get(cycle)
+        if not need:
+            continue
+        checked += 1
+        if wire.get('a_tx', 0) < need * MIN_WIRE_SHARE:
+            bad.append('%s / %s: %.3f MB on the wire a->b for a change of %.1f MB' % (
+                cycle, tool, wire.get('a_tx', 0) / 1e6, need / 1e6))
+    if bad:
+        raise BenchError('peer(s) moved no bytes for a change that has bytes (the table would compare against a '
+                         'peer that did nothing): %s' % '; '.join(bad))
+    return checked
+
+
 class Ssh(object):
     """sshd in namespace b on ADDR_B:22, key-only, keys and config in `tmp`; argv() is the client command."""
 
@@ -178,6 +215,85 @@ def run_case(args_json):
     print(json.dumps({'seconds': time.monotonic() - t, 'stats': r.stats}))
 
 
+def count_relay(log, argv):
+    """Child process (--count-relay): run argv (the receiver) with our stdin copied into its stdin, counting the
+    bytes with a timestamp every SAMPLE_SECONDS / 4; stdout and stderr are the receiver's own. At EOF writes
+    [[t, bytes], ...] (time.monotonic()) as JSON to `log`."""
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, bufsize=0)
+    fd_in, fd_out = sys.stdin.fileno(), child.stdin.fileno()
+    total = 0
+    samples = [(time.monotonic(), 0)]
+    try:
+        while True:
+            chunk = os.read(fd_in, MIB)
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd_out, view):]
+            total += len(chunk)
+            now = time.monotonic()
+            if now - samples[-1][0] >= SAMPLE_SECONDS / 4:
+                samples.append((now, total))
+    except BrokenPipeError:
+        pass
+    samples.append((time.monotonic(), total))
+    child.stdin.close()
+    rc = child.wait()
+    with open(log, 'w') as f:
+        json.dump(samples, f)
+    return rc
+
+
+def local_limit(a):
+    """--local-limit: the bandwidth limit on a pipe, no root: a full cycle without compression per rate (MB/s) to
+    the local child receiver behind count_relay; the rate is the bytes through the pipe between 10% and 90% of them."""
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover.sender import replicate_disk
+    from ansible_collections.replicator.vsphere.plugins.module_utils.mover.ssh_transport import ReceiverSpec
+
+    class Counted(ReceiverSpec):
+        def __init__(self, log):
+            ReceiverSpec.__init__(self)
+            self.log = log
+
+        def argv(self):
+            return [sys.executable, __file__, '--count-relay', self.log, '--'] + ReceiverSpec.argv(self)
+
+    work = tempfile.mkdtemp(prefix='rvbench-limit', dir=a.dir)
+    rows = []
+    try:
+        src = os.path.join(work, 'v1.img')
+        make_image(src, a.size_mib * MIB)
+        for limit in [float(x) for x in a.local_limit.split(',')]:
+            dst = os.path.join(work, 'replica.img')
+            remove(dst, dst + '.replicator')
+            log = os.path.join(work, 'pipe.json')
+            load = loadavg()
+            r = replicate_disk(src, dst, 'full', receiver=Counted(log), create_target=True, compress_level=0,
+                               change_id='limit', bandwidth_mbps=limit, workers=a.workers)
+            with open(log) as f:
+                samples = json.load(f)
+            total = samples[-1][1]
+            steady = (steady_rate(samples, 0, total) or 0) / 8.0
+            whole = total / 1e6 / (samples[-1][0] - samples[0][0])
+            st = r.stats
+            got = st['bytes_sent'] / 1e6 / st['durations']['copy_seconds']
+            rows.append((limit, load, total, steady, whole, got, st.get('throttle_seconds', 0)))
+            print('limit %.2f MB/s: pipe steady %.2f MB/s (%+.1f%%)' % (limit, steady, (steady / limit - 1) * 100),
+                  flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print()
+    print('| bandwidth_limit MB/s | loadavg | MB through the pipe | steady MB/s (10%-90%) | vs asked | whole stream MB/s '
+          '| mover bytes_sent / copy s | throttle waited s |')
+    print('|---|---|---|---|---|---|---|---|')
+    for limit, load, total, steady, whole, got, waited in rows:
+        print('| %.2f | %s | %.1f | %.2f | %+.1f%% | %.2f | %.2f | %.1f |' % (
+            limit, load, total / 1e6, steady, (steady / limit - 1) * 100, whole, got, waited))
+    bad = [row for row in rows if abs(row[3] / row[0] - 1) > 0.05]
+    return 1 if bad else 0
+
+
 class Bench(object):
     def __init__(self, link, ssh, work, a):
         self.link = link
@@ -233,12 +349,14 @@ class Bench(object):
     def rsync(self, src, dst):
         def go():
             t = time.monotonic()
-            proc = subprocess.run(self.link.exec_argv('a', ['rsync', '-z', '--inplace', '-e', ' '.join(self.ssh.argv()),
-                                                            src, '%s:%s' % (ADDR_B, dst)]),
+            proc = subprocess.run(self.link.exec_argv('a', rsync_argv(self.ssh.argv(), src, '%s:%s' % (ADDR_B, dst))),
                                   check=False, capture_output=True, timeout=CASE_TIMEOUT)
             if proc.returncode != 0:
                 raise RuntimeError('rsync failed: %s' % proc.stderr.decode(errors='replace')[-3000:])
-            return time.monotonic() - t, None
+            secs = time.monotonic() - t
+            if subprocess.call(['cmp', '-s', src, dst]) != 0:      # not timed
+                raise BenchError('rsync left %s different from %s: the peer did not do its work' % (dst, src))
+            return secs, None
         return self.wire(go)
 
     def best(self, prepare, run):
@@ -285,8 +403,8 @@ def rate_rows(b, rate, images):
 
     if shutil.which('rsync') and not a.skip_rsync:
         rdst = b.path('rsync.img')
-        rows.append(('full', 'rsync -z --inplace', b.best(lambda: remove(rdst), lambda: b.rsync(v1, rdst))))
-        rows.append(('5% incremental', 'rsync -z --inplace',
+        rows.append(('full', 'rsync -z -I --inplace', b.best(lambda: remove(rdst), lambda: b.rsync(v1, rdst))))
+        rows.append(('5% incremental', 'rsync -z -I --inplace',
                      b.best(lambda: copy(b.path('rsync-base.img'), rdst), lambda: b.rsync(v2, rdst))))
         remove(rdst)
 
@@ -303,6 +421,7 @@ def rate_rows(b, rate, images):
         rows.append(('2nd VM from the same template, full', 'mover, zstd-1, dedupe %s' % ('on' if dedupe else 'off'),
                      res))
     remove(dst2, dst2 + '.replicator', vm1, vm1 + '.replicator')
+    check_moved(rows, {'full': images['data'], '5% incremental': sum(e[1] for e in extents)})
 
     # bandwidth_limit at half the link (MB/s, 10^6 bytes); no compression, so that the sender's CPU does not
     # decide the rate on a loaded machine (the unlimited no-compression full shows what it can reach)
@@ -353,7 +472,7 @@ def print_tables(results, a, info):
                   'above what this machine delivered over this link)' % reach)
         print('bandwidth_limit %.2f MB/s (%.0f%% of the link), full without compression: on the wire a->b, steady (10%%-90%% of '
               'the bytes) **%.2f MB/s (%+.1f%% vs asked)**, SSH/TCP/IP overhead included; mover: %.1f MB sent in '
-              '%.2f s of copy = %.2f MB/s (%+.1f%%; the bucket starts full); whole cycle incl. connect and commit '
+              '%.2f s of copy = %.2f MB/s (%+.1f%%; the bucket starts empty); whole cycle incl. connect and commit '
               '%.1f MB a->b in %.2f s = %.2f MB/s; throttle waited %.2f s'
               % (limit, a.limit_fraction * 100, steady, (steady / limit - 1) * 100, st['bytes_sent'] / 1e6, copy_s,
                  got, (got / limit - 1) * 100, wire['a_tx'] / 1e6, secs, on_wire, st.get('throttle_seconds', 0)))
@@ -384,10 +503,17 @@ def main():
     p.add_argument('--limit-fraction', type=float, default=0.5, help='bandwidth_limit as a share of the link')
     p.add_argument('--skip-rsync', action='store_true')
     p.add_argument('--dir', default=None, help='work directory parent (default: $TMPDIR)')
+    p.add_argument('--local-limit', metavar='MBPS[,MBPS]',
+                   help='no root, no link: only the bandwidth_limit case at these rates (MB/s) over a pipe to the '
+                        'local child receiver; exit status 1 when a steady rate is off by more than 5%%')
     p.add_argument('--case')
+    if sys.argv[1:2] == ['--count-relay']:      # --count-relay LOG -- ARGV... (started by local_limit)
+        return count_relay(sys.argv[2], sys.argv[4:])
     a = p.parse_args()
     if a.case:
         return run_case(a.case)
+    if a.local_limit:
+        return local_limit(a)
     if os.geteuid() != 0:
         print('bench_wan.py needs root (network namespaces, TUN devices, tc); run it with sudo', file=sys.stderr)
         return 2
@@ -416,7 +542,7 @@ def main():
         copy(v2, vm2)
         guest_writes(vm2, size, a.clone_change, seed=12)
         copy(v1, os.path.join(work, 'rsync-base.img'))
-        images = {'v1': v1, 'v2': v2, 'vm2': vm2, 'extents': extents}
+        images = {'v1': v1, 'v2': v2, 'vm2': vm2, 'extents': extents, 'data': info['data']}
         with WanLink(prefix='rvbench', delay_ms=a.delay_ms, mtu=a.mtu) as link:
             ssh = Ssh(link, os.path.join(work, 'ssh'))
             info['rtt'] = '%.1f' % link.rtt_ms()

@@ -29,8 +29,8 @@ def test_token_bucket_limits_average_rate():
     tb = TokenBucket(10, burst=1000000, clock=c, sleep=c.sleep)     # 10 MB/s
     for _round in range(100):
         tb.take(1000000)       # 100 MB
-    # the first MB passes from the full bucket, the remaining 99 MB take 9.9 s
-    assert abs(c.now - 9.9) < 1e-6
+    # the bucket starts empty: each MB (charged after it was sent) is paid with 0.1 s
+    assert abs(c.now - 10.0) < 1e-6
 
 
 def test_token_bucket_unlimited():
