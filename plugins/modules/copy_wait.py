@@ -17,7 +17,7 @@ description:
     time left, read from the copy's O(jobs[].progress_file). The lines appear in ansible-playbook's output at the
     default verbosity and in the job events of AWX / Automation Controller, instead of one "FAILED - RETRYING"
     line per poll.
-  - Runs where the jobs run (C(delegate_to) their host): an action plugin polls the host, the module reads the
+  - Runs where the jobs run (C(delegate_to) their host). An action plugin polls the host, and the module reads the
     job's result file and progress file there.
 author:
   - replicator.vsphere contributors (@replicator-vsphere)
