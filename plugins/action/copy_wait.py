@@ -25,8 +25,8 @@ def progress_line(host, label, progress):
     line = '%s %s: %s' % (host, label, stage)
     total = progress.get('bytes_total') or 0
     if stage == 'copying' and total:
-        line += ' %.1f%% %.1f/%.1f MiB' % (progress.get('percent') or 0.0, (progress.get('bytes_done') or 0) / MIB,
-                                         total / MIB)
+        done = (progress.get('bytes_done') or 0) / MIB
+        line += ' %.1f%% %.1f/%.1f MiB' % (progress.get('percent') or 0.0, done, total / MIB)
         line += ', %.1f MB/s' % ((progress.get('rate_bps') or 0) / 1e6)
         eta = progress.get('eta_seconds')
         line += ', %d s left' % eta if eta is not None else ', time left unknown'

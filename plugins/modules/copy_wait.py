@@ -27,6 +27,7 @@ attributes:
     description: The module only reads.
   action:
     support: full
+    description: An action plugin polls the jobs' host and prints the progress lines on the controller.
 options:
   jobs:
     description: The async jobs to wait for.

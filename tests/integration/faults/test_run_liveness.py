@@ -28,9 +28,6 @@ VM = 'flt-live'
 COPY_STOP_BOUND = 15
 
 
-
-
-
 def _inventory(lab, base, vms):
     """The lab inventory narrowed to `vms`, with nothing shortened: the role's defaults apply."""
     playbook.inventory(lab, base, vms)
@@ -67,8 +64,6 @@ def _processes(base, module):
             continue
         pids.append(int(name))
     return pids
-
-
 
 
 def _replica_lock(lab, source_vm):

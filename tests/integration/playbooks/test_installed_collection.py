@@ -91,5 +91,4 @@ def test_installed_playbooks_run_by_name_against_the_lab(lab, installed):
         lab.destroy_vm(vm)
 
 
-
 # The execution environment, from a checkout and from this installed collection: test_package.py.

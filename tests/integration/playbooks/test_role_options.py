@@ -76,7 +76,7 @@ def _store(disk):
 def _zeros_sha256(size):
     digest = hashlib.sha256()
     chunk = bytes(1 << 20)
-    for _ in range(size >> 20):
+    for _block in range(size >> 20):
         digest.update(chunk)
     return digest.hexdigest()
 
