@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from integration_servers import Sshd, stop_pid
+from integration_servers import LOCAL_HOST, Sshd, stop_pid
 
 __metaclass__ = type
 
@@ -46,6 +46,22 @@ class Lab:
         if proc.returncode != 0:
             raise RuntimeError('labctl %s failed: %s' % (' '.join(map(str, args)), proc.stderr))
         return json.loads(proc.stdout)
+
+    def inventory(self, output, vms):
+        """The lab's inventory written to <output>/inventory with `replicated_vms` narrowed to `vms` (run on this
+        host, with this Python); returns the hosts document, to extend and write back with write_hosts()."""
+        output = str(output)
+        self.labctl('inventory', '--output', os.path.join(output, 'inventory'))
+        with open(os.path.join(output, 'inventory', 'hosts.yml')) as f:
+            hosts = json.loads(f.read().split('\n', 1)[1])
+        hosts['all']['children']['replicated_vms']['hosts'] = dict((vm, dict(LOCAL_HOST)) for vm in vms)
+        self.write_hosts(output, hosts)
+        return hosts
+
+    @staticmethod
+    def write_hosts(output, hosts):
+        with open(os.path.join(str(output), 'inventory', 'hosts.yml'), 'w') as f:
+            f.write('---\n' + json.dumps(hosts))
 
     def ssl_context(self, site):
         return ssl.create_default_context(cafile=self.state['sites'][site]['cafile'])

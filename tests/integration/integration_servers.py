@@ -2,7 +2,8 @@
 # Copyright: (c) 2026, replicator.vsphere contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Real servers shared by the integration tests: free loopback ports, a throwaway sshd on 127.0.0.1 (its own host
-and user keys, config and known_hosts in a temporary directory), and stopping what a test started by its PID."""
+and user keys, config and known_hosts in a temporary directory), and stopping what a test started by its PID; and
+what every playbook test runs ansible-playbook with (its environment, the local host of the inventory)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -16,6 +17,26 @@ import sys
 import time
 
 START_TIMEOUT = 15.0
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the directory above ansible_collections/replicator/vsphere: the checkout itself, or the symlinked root beside it
+COLLECTIONS_PATH = os.path.dirname(os.path.dirname(os.path.dirname(REPO))) \
+    if REPO.endswith(os.path.join('ansible_collections', 'replicator', 'vsphere')) else os.path.join(REPO, '.build', 'acroot')
+LOCAL_HOST = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
+
+
+def ansible_settings(base):
+    """What a test runs Ansible with: its home and temp under `base`, the collection from this checkout (wherever
+    it sits), this venv's commands first on PATH, no colours (ansible-runner's envvars take exactly these)."""
+    return {'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_HOME': os.path.join(str(base), 'home'),
+            'ANSIBLE_LOCAL_TEMP': os.path.join(str(base), 'tmp'), 'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS_PATH,
+            'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])}
+
+
+def playbook_env(base, **extra):
+    """ansible-playbook's whole environment for a test: this one's, with ansible_settings(base) and `extra`."""
+    env = dict(os.environ, **ansible_settings(base))
+    env.update(extra)
+    return env
 
 
 def free_port():

@@ -13,15 +13,12 @@ import subprocess
 import sys
 
 from faults_lab import REPO_ROOT
+from integration_servers import playbook_env
 
 
 def env(base):
-    """ansible-playbook's environment: its home, temp and log under `base`, the collection from this checkout."""
-    made = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_HOME=os.path.join(base, 'home'),
-                ANSIBLE_LOCAL_TEMP=os.path.join(base, 'tmp'), ANSIBLE_LOG_PATH=os.path.join(base, 'ansible.log'))
-    from ansible_collections.replicator.vsphere.plugins.module_utils.store import replica_store
-    made['ANSIBLE_COLLECTIONS_PATH'] = replica_store.__file__.split(os.sep + 'ansible_collections' + os.sep, 1)[0]
-    return made
+    """ansible-playbook's environment (integration_servers.playbook_env), with its log under `base` too."""
+    return playbook_env(base, ANSIBLE_LOG_PATH=os.path.join(base, 'ansible.log'))
 
 
 def argv(base, *extra):
@@ -40,14 +37,7 @@ def play(base, name, *extra):
 
 def inventory(lab, base, vms):
     """The lab's inventory in <base>/inventory, narrowed to `vms`."""
-    lab.labctl('inventory', '--output', os.path.join(base, 'inventory'))
-    hosts_file = os.path.join(base, 'inventory', 'hosts.yml')
-    with open(hosts_file) as f:
-        hosts = json.loads(f.read().split('\n', 1)[1])
-    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
-    hosts['all']['children']['replicated_vms']['hosts'] = dict((vm, dict(local)) for vm in vms)
-    with open(hosts_file, 'w') as f:
-        f.write('---\n' + json.dumps(hosts))
+    lab.inventory(base, vms)
     return base
 
 

@@ -18,6 +18,8 @@ import sys
 
 import pytest
 
+from integration_servers import ansible_settings, playbook_env
+
 pytest.importorskip('ansible_runner')
 pytestmark = pytest.mark.timeout(600)
 
@@ -27,37 +29,22 @@ LINE = re.compile(r'^%s disk (\d+) \([^)]*\): copying (\d+\.\d)%% (\d+\.\d)/(\d+
                   r'(\d+ s left|time left unknown)$' % VM)
 
 
-def _collections_path():
-    if REPO.endswith(os.path.join('ansible_collections', 'replicator', 'vsphere')):
-        return os.path.dirname(os.path.dirname(os.path.dirname(REPO)))
-    return os.path.join(REPO, '.build', 'acroot')
-
-
 def test_progress_lines_reach_the_job_events_through_transmit_worker_process(lab, tmp_path):
     lab.new_vm(VM, disks_mib=(12, 8), cbt=True, seed=60, power_on=True)
     pdd = tmp_path / 'job'
-    lab.labctl('inventory', '--output', pdd / 'inventory')
-    hosts_file = pdd / 'inventory' / 'hosts.yml'
-    hosts = json.loads(hosts_file.read_text().split('\n', 1)[1])
-    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
-    hosts['all']['children']['replicated_vms']['hosts'] = {VM: local}
-    hosts_file.write_text('---\n' + json.dumps(hosts))
+    lab.inventory(pdd, [VM])
     shutil.copytree(os.path.join(REPO, 'playbooks'), str(pdd / 'project'), ignore=shutil.ignore_patterns('.lab'))
     (pdd / 'env').mkdir()
     # the copy is throttled so that it runs for several poll intervals; the poll interval is shortened here only
     (pdd / 'env' / 'extravars').write_text(json.dumps({'replicate_bandwidth_limit': 1, 'replicate_poll_interval': 2}))
-    (pdd / 'env' / 'envvars').write_text(json.dumps({
-        'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_COLLECTIONS_PATH': _collections_path(),
-        'ANSIBLE_HOME': str(tmp_path / 'home'), 'ANSIBLE_LOCAL_TEMP': str(tmp_path / 'tmp'),
-        'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])}))
+    (pdd / 'env' / 'envvars').write_text(json.dumps(ansible_settings(tmp_path)))
     runner = os.path.join(os.path.dirname(sys.executable), 'ansible-runner')
     back = tmp_path / 'back'
     back.mkdir()
     pipeline = '"%s" transmit "%s" -p replicate.yml | "%s" worker | "%s" process "%s"' % (
         runner, pdd, runner, runner, back)
     proc = subprocess.run(['bash', '-o', 'pipefail', '-c', pipeline], capture_output=True, text=True, timeout=500,
-                          check=False, env=dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable),
-                                                                                  os.environ.get('PATH', '')])))
+                          check=False, env=playbook_env(tmp_path))
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
     events = []
     for root, _dirs, files in os.walk(str(back / 'artifacts')):

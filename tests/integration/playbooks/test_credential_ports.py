@@ -17,6 +17,8 @@ import sys
 
 import jinja2
 import pytest
+
+from integration_servers import ansible_settings
 import yaml
 
 ansible_runner = pytest.importorskip('ansible_runner')
@@ -92,11 +94,7 @@ def setup(lab, tmp_path, monkeypatch):
 
 def _run(base, ident, group_vars, env):
     (base / 'inventory' / 'group_vars' / 'all.yml').write_text('---\n' + json.dumps(group_vars))
-    env = dict(env, ANSIBLE_NOCOLOR='1', ANSIBLE_HOME=str(base / 'home'), ANSIBLE_LOCAL_TEMP=str(base / 'tmp'),
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')]))
-    env['ANSIBLE_COLLECTIONS_PATH'] = os.path.dirname(os.path.dirname(os.path.dirname(REPO))) \
-        if REPO.endswith(os.path.join('ansible_collections', 'replicator', 'vsphere')) \
-        else os.path.join(REPO, '.build', 'acroot')
+    env = dict(env, **ansible_settings(base))
     runner = ansible_runner.run(private_data_dir=str(base / 'runner'), ident=ident,
                                 playbook=str(base / 'project' / 'ports.yml'), inventory=str(base / 'inventory'),
                                 envvars=env, quiet=True, timeout=240)

@@ -18,6 +18,8 @@ import sys
 
 import pytest
 
+from integration_servers import ansible_settings
+
 ansible_runner = pytest.importorskip('ansible_runner')
 
 pytestmark = pytest.mark.timeout(600)
@@ -35,12 +37,7 @@ def inventory(lab, tmp_path_factory):
     """The lab inventory with `replicated_vms` = this test's VM and every host name, user and password removed."""
     vm = lab.new_vm(VM, disks_mib=(8,), cbt=True, seed=30, power_on=True)
     out = tmp_path_factory.mktemp('env-credentials')
-    lab.labctl('inventory', '--output', out / 'inventory')
-    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
-    hosts_file = out / 'inventory' / 'hosts.yml'
-    hosts = json.loads(hosts_file.read_text().split('\n', 1)[1])
-    hosts['all']['children']['replicated_vms']['hosts'] = {VM: local}
-    hosts_file.write_text('---\n' + json.dumps(hosts))
+    lab.inventory(out, [VM])
     group_file = out / 'inventory' / 'group_vars' / 'all.yml'
     group = json.loads(group_file.read_text().split('\n', 1)[1])
     for site in ('lab_source', 'lab_target'):  # the lab's own copies of the connections
@@ -87,11 +84,7 @@ def _credentials(lab, source=True, target=True):
 
 def _run(lab, inv, ident, playbook, credentials, **extravars):
     """Run a playbook of the collection with ansible-runner; (runner, text of every artifact but `command`)."""
-    env = dict(credentials, ANSIBLE_NOCOLOR='1', ANSIBLE_HOME=str(inv / 'home'), ANSIBLE_LOCAL_TEMP=str(inv / 'tmp'),
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')]))  # ansible-playbook
-    env['ANSIBLE_COLLECTIONS_PATH'] = os.path.dirname(os.path.dirname(os.path.dirname(REPO))) \
-        if REPO.endswith(os.path.join('ansible_collections', 'replicator', 'vsphere')) \
-        else os.path.join(REPO, '.build', 'acroot')
+    env = dict(credentials, **ansible_settings(inv))
     runner = ansible_runner.run(private_data_dir=str(inv / 'runner'), ident=ident,
                                 playbook=os.path.join(REPO, 'playbooks', playbook),
                                 inventory=str(inv / 'inventory'), envvars=env, extravars=extravars or None,

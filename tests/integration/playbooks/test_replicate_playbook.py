@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from integration_servers import playbook_env
+
 pytestmark = pytest.mark.timeout(900)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -25,23 +27,14 @@ def inventory(lab, tmp_path_factory):
     """The lab inventory, with `replicated_vms` narrowed to this test's own VMs (plus one that does not exist)."""
     made = [lab.new_vm(name, disks_mib=(8, 4), cbt=False, seed=35, power_on=True) for name in VMS]
     out = tmp_path_factory.mktemp('pb-inventory')
-    lab.labctl('inventory', '--output', out / 'inventory')
-    hosts_file = out / 'inventory' / 'hosts.yml'
-    hosts = json.loads(hosts_file.read_text().split('\n', 1)[1])
-    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
-    hosts['all']['children']['replicated_vms']['hosts'] = dict((name, local) for name in VMS)
-    hosts_file.write_text('---\n' + json.dumps(hosts))
+    lab.inventory(out, VMS)
     yield out
     for vm in made:
         lab.destroy_vm(vm)
 
 
 def _play(inventory, *extra):
-    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_HOME=str(inventory / 'home'),
-               ANSIBLE_LOCAL_TEMP=str(inventory / 'tmp'))
-    env['ANSIBLE_COLLECTIONS_PATH'] = os.path.dirname(os.path.dirname(os.path.dirname(REPO))) \
-        if REPO.endswith(os.path.join('ansible_collections', 'replicator', 'vsphere')) \
-        else os.path.join(REPO, '.build', 'acroot')
+    env = playbook_env(inventory)
     cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inventory / 'inventory'),
            os.path.join(REPO, 'playbooks', 'replicate.yml')] + list(extra)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)

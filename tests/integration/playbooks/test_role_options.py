@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+from integration_servers import playbook_env
+
 pytestmark = pytest.mark.timeout(300)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -29,12 +31,7 @@ def inventory(lab, tmp_path_factory):
     """The lab inventory with `replicated_vms` narrowed to this test's VM (two disks, CBT on, running)."""
     made = lab.new_vm(VM, disks_mib=DISKS_MIB, cbt=True, seed=35, power_on=True)
     out = tmp_path_factory.mktemp('options-inventory')
-    lab.labctl('inventory', '--output', out / 'inventory')
-    hosts_file = out / 'inventory' / 'hosts.yml'
-    hosts = json.loads(hosts_file.read_text().split('\n', 1)[1])
-    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
-    hosts['all']['children']['replicated_vms']['hosts'] = {VM: local}
-    hosts_file.write_text('---\n' + json.dumps(hosts))
+    lab.inventory(out, [VM])
     (out / 'inventory' / 'host_vars').mkdir()
     yield out
     lab.destroy_vm(made)
@@ -46,11 +43,7 @@ def _host_vars(inventory, **values):
 
 
 def _play(inventory, *extra):
-    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_HOME=str(inventory / 'home'),
-               ANSIBLE_LOCAL_TEMP=str(inventory / 'tmp'))
-    env['ANSIBLE_COLLECTIONS_PATH'] = os.path.dirname(os.path.dirname(os.path.dirname(REPO))) \
-        if REPO.endswith(os.path.join('ansible_collections', 'replicator', 'vsphere')) \
-        else os.path.join(REPO, '.build', 'acroot')
+    env = playbook_env(inventory)
     cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inventory / 'inventory'),
            os.path.join(REPO, 'playbooks', 'replicate.yml')] + list(extra)
     report_file = inventory / 'reports' / 'report.json'

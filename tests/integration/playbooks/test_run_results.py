@@ -13,10 +13,11 @@ __metaclass__ = type
 
 import json
 import os
-import sys
 import time
 
 import pytest
+
+from integration_servers import ansible_settings
 
 ansible_runner = pytest.importorskip('ansible_runner')
 
@@ -32,13 +33,8 @@ def inventory(lab, tmp_path_factory):
     """The lab inventory (localhost in replicator_lab) with `replicated_vms` = this test's VM and one without a VM."""
     made = lab.new_vm(VM, disks_mib=(4,), cbt=True, seed=20, power_on=True)
     out = tmp_path_factory.mktemp('run-results')
-    lab.labctl('inventory', '--output', out / 'inventory')
-    hosts_file = out / 'inventory' / 'hosts.yml'
-    hosts = json.loads(hosts_file.read_text().split('\n', 1)[1])
+    hosts = lab.inventory(out, [VM, GHOST])
     assert 'localhost' in hosts['all']['children']['replicator_lab']['hosts']
-    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable}
-    hosts['all']['children']['replicated_vms']['hosts'] = {VM: local, GHOST: local}
-    hosts_file.write_text('---\n' + json.dumps(hosts))
     (out / 'runner').mkdir()
     yield out
     for site, name in (('source', VM), ('target', VM + '_replica')):
@@ -49,11 +45,7 @@ def inventory(lab, tmp_path_factory):
 
 
 def _run(inv, ident, playbook, limit=None, **extravars):
-    env = dict(ANSIBLE_NOCOLOR='1', ANSIBLE_HOME=str(inv / 'home'), ANSIBLE_LOCAL_TEMP=str(inv / 'tmp'),
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')]))
-    env['ANSIBLE_COLLECTIONS_PATH'] = os.path.dirname(os.path.dirname(os.path.dirname(REPO))) \
-        if REPO.endswith(os.path.join('ansible_collections', 'replicator', 'vsphere')) \
-        else os.path.join(REPO, '.build', 'acroot')
+    env = ansible_settings(inv)
     runner = ansible_runner.run(private_data_dir=str(inv / 'runner'), ident=ident,
                                 playbook=os.path.join(REPO, 'playbooks', playbook), limit=limit,
                                 inventory=str(inv / 'inventory'), envvars=env, extravars=extravars or None,
