@@ -58,7 +58,7 @@ def receiver_spec(receiver):
 
 
 def source_snapshot_disk(client, vm, snapshot, disk_key):
-    """(vm props, snapshot node, disk facts) of `disk_key` as the cycle snapshot froze it."""
+    """(vm props, the VM's snapshot tree, snapshot node, disk facts) of `disk_key` as the cycle snapshot froze it."""
     props = fetch(client, vm, SOURCE_PATHS)
     nodes = walk(props['snapshot'])
     node = next((n for n in nodes if n.moid == snapshot), None) or find_one(nodes, snapshot, vm_name=props['name'])
@@ -71,7 +71,7 @@ def source_snapshot_disk(client, vm, snapshot, disk_key):
         raise NotFound("VM '%s' has no disk with key %s in snapshot '%s' (disks: %s)"
                        % (props['name'], disk_key, node.name, ', '.join(str(d['key']) for d in disks)),
                        fault='NotFound')
-    return props, node, disk
+    return props, nodes, node, disk
 
 
 def leftover_snapshots(nodes, node, prefix=SNAPSHOT_PREFIX):
@@ -148,9 +148,9 @@ def _map(path, mounts, what):
 
 def replicate(source, target, vm, opts, now, check_mode):
     """Run one disk cycle. opts: the module's params. Returns the module result."""
-    props, node, disk = source_snapshot_disk(source, vm, opts['snapshot'], opts['disk_key'])
+    props, nodes, node, disk = source_snapshot_disk(source, vm, opts['snapshot'], opts['disk_key'])
     if opts['transport'] == 'direct':   # reads the flat extent itself: a delta chain under the snapshot stops it
-        refuse_leftovers(walk(props['snapshot']), node, props['name'])
+        refuse_leftovers(nodes, node, props['name'])
     rvm, rprops, rstate, rkey, entry = replica_disk(target, props['config.instanceUuid'], disk['key'],
                                                     opts.get('lock_run_id'), now)
     # retention counts the points sealed on the replica VM: partial points of killed runs never push one out
